@@ -1,0 +1,1 @@
+"""dbtool: schema-first SQL migrations, checks and reports for PostgreSQL."""

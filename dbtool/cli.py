@@ -1,0 +1,211 @@
+"""The command line: parse, build settings, call one core function, render."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+
+from . import api, render
+from . import server as embedded
+from .config import Settings, make_settings, redact, secrets
+from .errors import DbtoolError, ExitCode, Refused
+
+app = typer.Typer(
+    help="Schema-first SQL migrations, checks and reports for PostgreSQL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+server_app = typer.Typer(help="The embedded PostgreSQL server used when nothing else is configured.",
+                         no_args_is_help=True)
+app.add_typer(server_app, name="server")
+
+Services = Annotated[Optional[list[str]], typer.Argument(help="Service folders under schemas/; none means all.",
+                                                         show_default=False)]
+Env = Annotated[str, typer.Option("--env", help="Environment: dev, test or prod.")]
+SchemasDir = Annotated[Path, typer.Option("--schemas-dir", help="Folder holding one folder per service.")]
+Dsn = Annotated[Optional[str], typer.Option("--dsn", help="Connection URL of the database (one service only).")]
+Wait = Annotated[float, typer.Option("--wait", help="Seconds to keep retrying a server that is starting.")]
+LockTimeout = Annotated[float, typer.Option("--lock-timeout", help="Seconds to wait for another dbtool run.")]
+Traceback = Annotated[bool, typer.Option("--traceback", help="Show the full traceback of an error.")]
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout, nothing else there.")]
+Yes = Annotated[bool, typer.Option("--yes", help="Confirm a change to a prod database.")]
+
+
+def handled(func: Callable) -> Callable:
+    """The one place errors become a line on stderr and an exit code; passwords never get out."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except DbtoolError as exc:
+            if kwargs.get("traceback"):
+                raise
+            hidden = secrets(Settings(dsn=kwargs.get("dsn")))
+            for line in str(exc).splitlines() or [type(exc).__name__]:
+                render.error(redact(line, hidden))
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            render.error("interrupted; every migration either finished or left no trace, run the command again")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _settings(env: str, schemas_dir: Path, dsn: str | None, wait: float, lock_timeout: float = 60.0) -> Settings:
+    return make_settings(schemas_dir=schemas_dir, env=env, dsn=dsn, wait=wait, lock_timeout=lock_timeout)
+
+
+def _confirm_prod(settings: Settings, yes: bool, action: str) -> None:
+    if settings.env != "prod" or yes:
+        return
+    if sys.stdin.isatty() and typer.confirm(f"{action} the prod databases?"):
+        return
+    raise Refused(f"--env prod: {action} needs --yes (or an answer at the prompt); nothing was changed")
+
+
+@app.command()
+@handled
+def migrate(
+    services: Services = None,
+    to: Annotated[Optional[int], typer.Option("--to", help="Apply up to and including this version.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the SQL that would run; change nothing.")] = False,
+    yes: Yes = False,
+    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
+    wait: Wait = 0.0, lock_timeout: LockTimeout = 60.0, traceback: Traceback = False,
+) -> None:
+    """Apply pending migrations, each in one transaction with its record."""
+    settings = _settings(env, schemas_dir, dsn, wait, lock_timeout)
+    if not dry_run:
+        _confirm_prod(settings, yes, "migrate")
+    results = api.migrate(settings, services, to=to, dry_run=dry_run, events=render.progress("applied"))
+    render.summary(results, "applied", dry_run)
+
+
+@app.command()
+@handled
+def rollback(
+    services: Services = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Roll back this many migrations (default 1).")] = None,
+    to: Annotated[Optional[int], typer.Option("--to", help="Roll back every migration after this version.")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="Roll back every applied migration.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Roll back even when a down file drops rows.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the SQL that would run; change nothing.")] = False,
+    yes: Yes = False,
+    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
+    wait: Wait = 0.0, lock_timeout: LockTimeout = 60.0, traceback: Traceback = False,
+) -> None:
+    """Roll back applied migrations with their down files, newest first."""
+    settings = _settings(env, schemas_dir, dsn, wait, lock_timeout)
+    if not dry_run:
+        _confirm_prod(settings, yes, "roll back")
+    results = api.rollback(settings, services, steps=steps, to=to, everything=everything, force=force,
+                           dry_run=dry_run, events=render.progress("rolled back"))
+    render.summary(results, "rolled back", dry_run)
+
+
+@app.command()
+@handled
+def status(
+    services: Services = None,
+    exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when anything is pending or drifted.")] = False,
+    json: Json = False,
+    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
+    wait: Wait = 0.0, traceback: Traceback = False,
+) -> None:
+    """Show applied, pending, edited and missing migrations per service."""
+    settings = _settings(env, schemas_dir, dsn, wait)
+    results = api.status(settings, services)
+    render.status(results, json)
+    if exit_code and any(r.state and (r.state.pending or r.state.edited or r.state.missing) for r in results):
+        raise typer.Exit(int(ExitCode.FINDINGS))
+
+
+@app.command()
+@handled
+def validate(
+    services: Services = None,
+    schemas_dir: SchemasDir = Path("schemas"), traceback: Traceback = False,
+) -> None:
+    """Check the migration tree offline: names, numbering, up/down pairs, encoding."""
+    trees = api.validate(make_settings(schemas_dir=schemas_dir), services)
+    for service, tree in trees.items():
+        render.line(f"{service}: {len(tree)} migrations, tree is valid")
+
+
+@app.command()
+@handled
+def new(
+    service: Annotated[str, typer.Argument(help="The service folder under schemas/.")],
+    name: Annotated[str, typer.Argument(help="What the migration does, e.g. add_user_bio_column.")],
+    schemas_dir: SchemasDir = Path("schemas"), traceback: Traceback = False,
+) -> None:
+    """Write the next numbered up/down migration pair of a service."""
+    up, down = api.new_migration(make_settings(schemas_dir=schemas_dir), service, name)
+    render.line(f"created {up}\ncreated {down}")
+
+
+@app.command()
+@handled
+def repair(
+    services: Services = None, yes: Yes = False,
+    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
+    wait: Wait = 0.0, lock_timeout: LockTimeout = 60.0, traceback: Traceback = False,
+) -> None:
+    """Accept intended edits of applied migrations by recording their current checksums."""
+    settings = _settings(env, schemas_dir, dsn, wait, lock_timeout)
+    _confirm_prod(settings, yes, "repair")
+    accepted = api.repair(settings, services)
+    for service, m in accepted:
+        render.line(f"{service}: accepted the current {m.id} files")
+    if not accepted:
+        render.line("nothing to repair: every applied migration matches its files")
+
+
+def _data_dir(schemas_dir: Path) -> Path:
+    return make_settings(schemas_dir=schemas_dir).embedded_dir
+
+
+@server_app.command("start")
+@handled
+def server_start(schemas_dir: SchemasDir = Path("schemas"), traceback: Traceback = False) -> None:
+    """Start the embedded server (data under .dbtool/) and leave it running."""
+    conninfo = embedded.start(_data_dir(schemas_dir))
+    render.line(f"embedded server running: {conninfo}")
+
+
+@server_app.command("stop")
+@handled
+def server_stop(schemas_dir: SchemasDir = Path("schemas"), traceback: Traceback = False) -> None:
+    """Stop the embedded server; its data stays under .dbtool/."""
+    stopped = embedded.stop(_data_dir(schemas_dir))
+    render.line("embedded server stopped" if stopped else "embedded server was not running")
+
+
+@server_app.command("status")
+@handled
+def server_status(schemas_dir: SchemasDir = Path("schemas"), json: Json = False,
+                  traceback: Traceback = False) -> None:
+    """Say whether the embedded server runs, and where. Exit 1 when it does not."""
+    data_dir = _data_dir(schemas_dir)
+    conninfo = embedded.running_conninfo(data_dir)
+    render.server_status(data_dir, conninfo, json)
+    if conninfo is None:
+        raise typer.Exit(int(ExitCode.FINDINGS))
+
+
+@server_app.command("url")
+@handled
+def server_url(schemas_dir: SchemasDir = Path("schemas"), traceback: Traceback = False) -> None:
+    """Print the embedded server's connection string (starting it if needed), for psql or an app."""
+    typer.echo(embedded.start(_data_dir(schemas_dir)))
+
+
+def main() -> None:
+    app()

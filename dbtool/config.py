@@ -1,0 +1,207 @@
+"""Settings, service discovery, and the one function that decides where a database comes from."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg import ProgrammingError
+
+from .errors import BadInput
+
+ENVIRONMENTS = ("dev", "test", "prod")
+# Folders under schemas/ that hold something other than a service.
+_NOT_A_SERVICE = re.compile(r"^[._]")
+SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    schemas_dir: Path = Path("schemas")
+    env: str = "dev"
+    dsn: str | None = None
+    wait: float = 0.0
+    lock_timeout: float = 60.0
+    # Where the embedded server keeps its data; None means <project>/.dbtool.
+    data_dir: Path | None = None
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def embedded_dir(self) -> Path:
+        if self.data_dir is not None:
+            return self.data_dir
+        if "DBTOOL_DATA_DIR" in self.environ:
+            return Path(self.environ["DBTOOL_DATA_DIR"])
+        return self.schemas_dir.resolve().parent / ".dbtool"
+
+
+def make_settings(
+    schemas_dir: Path | str = "schemas",
+    env: str = "dev",
+    dsn: str | None = None,
+    wait: float = 0.0,
+    lock_timeout: float = 60.0,
+    environ: Mapping[str, str] | None = None,
+    data_dir: Path | None = None,
+) -> Settings:
+    if env not in ENVIRONMENTS:
+        raise BadInput(f"--env: unknown environment {env!r}; use one of {', '.join(ENVIRONMENTS)}")
+    if wait < 0:
+        raise BadInput(f"--wait: {wait} is negative; give the seconds to wait, e.g. --wait 30")
+    if lock_timeout < 0:
+        raise BadInput(f"--lock-timeout: {lock_timeout} is negative; give seconds, e.g. --lock-timeout 60")
+    if dsn is not None:
+        _check_dsn(dsn, "--dsn")
+    return Settings(
+        schemas_dir=Path(schemas_dir),
+        env=env,
+        dsn=dsn,
+        wait=wait,
+        lock_timeout=lock_timeout,
+        environ=dict(os.environ) if environ is None else dict(environ),
+        data_dir=data_dir,
+    )
+
+
+def discover_services(schemas_dir: Path) -> list[str]:
+    if not schemas_dir.is_dir():
+        raise BadInput(
+            f"{schemas_dir}: no schemas directory; run dbtool from the project root or pass --schemas-dir"
+        )
+    return sorted(
+        p.name for p in schemas_dir.iterdir() if p.is_dir() and not _NOT_A_SERVICE.match(p.name)
+    )
+
+
+def select_services(settings: Settings, names: list[str] | None) -> list[str]:
+    """The services a command works on: the ones named, or every folder under schemas/."""
+    known = discover_services(settings.schemas_dir)
+    chosen = list(dict.fromkeys(names)) if names else known
+    for name in chosen:
+        if name not in known:
+            where = settings.schemas_dir / name
+            listing = ", ".join(known) or "none"
+            raise BadInput(
+                f"{where}: no such service folder (services: {listing}); check the name or create the folder"
+            )
+    if not chosen:
+        raise BadInput(f"{settings.schemas_dir}: holds no service folders; add one, e.g. schemas/identity/")
+    if settings.dsn is not None and len(chosen) != 1:
+        raise BadInput(
+            f"--dsn names one database but {len(chosen)} services were selected; name one SERVICE with --dsn"
+            " or use <SERVICE>_DATABASE_URL per service"
+        )
+    return chosen
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one service's database lives, and how we learned it."""
+
+    service: str
+    source: str  # "--dsn", "IDENTITY_DATABASE_URL", "DB_HOST", "embedded"
+    dbname: str
+    conninfo: str | None  # None for the embedded server, known once it runs
+    may_create: bool  # dev and test create a missing database; prod never does
+
+    @property
+    def embedded(self) -> bool:
+        return self.conninfo is None
+
+
+def database_name(service: str, env: str) -> str:
+    return f"{service}_db_{env}"
+
+
+def url_variable(service: str) -> str:
+    return f"{service.upper()}_DATABASE_URL"
+
+
+def resolve_target(service: str, settings: Settings) -> Target:
+    """First match wins: --dsn, <SERVICE>_DATABASE_URL, DB_HOST & co, then the embedded server."""
+    env = settings.environ
+    may_create = settings.env != "prod"
+    if settings.dsn is not None:
+        return Target(service, "--dsn", _dbname_of(settings.dsn, "--dsn"), settings.dsn, may_create)
+    var = url_variable(service)
+    if env.get(var):
+        dsn = _check_dsn(env[var], var)
+        return Target(service, var, _dbname_of(dsn, var), dsn, may_create)
+    dbname = database_name(service, settings.env)
+    if env.get("DB_HOST"):
+        parts = {"host": env["DB_HOST"], "dbname": dbname}
+        for key, var in (("port", "DB_PORT"), ("user", "DB_USER"), ("password", "DB_PASSWORD")):
+            if env.get(var):
+                parts[key] = env[var]
+        return Target(service, "DB_HOST", dbname, make_conninfo(**parts), may_create)
+    if settings.env == "prod":
+        raise BadInput(
+            f"{service}: no database configured for prod; set {var}, or DB_HOST/DB_PORT/DB_USER/DB_PASSWORD,"
+            " or pass --dsn (prod never uses the embedded server)"
+        )
+    return Target(service, "embedded", dbname, None, may_create)
+
+
+def _check_dsn(dsn: str, where: str) -> str:
+    try:
+        conninfo_to_dict(dsn)
+    except ProgrammingError:
+        raise BadInput(
+            f"{where}: not a PostgreSQL connection string; use postgresql://user:password@host:port/dbname"
+        ) from None
+    return dsn
+
+
+def _dbname_of(dsn: str, where: str) -> str:
+    name = conninfo_to_dict(dsn).get("dbname")
+    if not name:
+        raise BadInput(f"{where}: names no database; add it, e.g. postgresql://host:5432/identity_db_dev")
+    return str(name)
+
+
+def secrets(settings: Settings) -> list[str]:
+    """Every password the settings could hand to a connection, so output can be scrubbed of them."""
+    found = []
+    candidates = [settings.dsn] + [
+        v for k, v in settings.environ.items() if k.endswith("_DATABASE_URL") or k == "DBTOOL_TEST_DSN"
+    ]
+    for dsn in candidates:
+        if dsn:
+            try:
+                pw = conninfo_to_dict(dsn).get("password")
+            except ProgrammingError:
+                pw = _password_in_url(dsn)
+            if pw:
+                found.append(str(pw))
+    for var in ("DB_PASSWORD", "PGPASSWORD"):
+        if settings.environ.get(var):
+            found.append(settings.environ[var])
+    return found
+
+
+def _password_in_url(text: str) -> str | None:
+    match = re.search(r"://[^:/@]+:([^@]+)@", text)
+    return match.group(1) if match else None
+
+
+def redact(text: str, hidden: list[str]) -> str:
+    for secret in sorted(set(hidden), key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def describe(conninfo: str) -> str:
+    """A connection string for humans: host, port, database, user; never the password."""
+    parts = conninfo_to_dict(conninfo)
+    host = str(parts.get("host") or "localhost")
+    port = parts.get("port")
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    if host.startswith("/"):  # a Unix socket directory
+        return f"{user}{parts.get('dbname', '')} via socket {host}"
+    where = f"{host}:{port}" if port else host
+    return f"{user}{where}/{parts.get('dbname', '')}"

