@@ -1,0 +1,160 @@
+"""One fixture decides the server: DBTOOL_TEST_DSN, else testcontainers when Docker answers, else embedded.
+
+Every test that touches a database gets databases of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from typer.testing import CliRunner
+
+from dbtool import server as embedded
+from dbtool.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMAS = ROOT / "schemas"
+# A role whose password the server really checks, for the wrong-password cases.
+PASSWORD_ROLE, PASSWORD = "dbtool_pw_user", "s3cr3t-Pa55word"
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+class TestServer:
+    """The PostgreSQL server of this test session."""
+
+    def __init__(self) -> None:
+        self.kind = "none"
+        self.admin = ""
+        self.version = ""
+        self.checks_passwords = False
+        self._cleanup = lambda: None
+
+    def start(self) -> None:
+        if os.environ.get("DBTOOL_TEST_DSN"):
+            self.kind, self.admin = "DBTOOL_TEST_DSN", os.environ["DBTOOL_TEST_DSN"]
+        elif _docker_answers():
+            from testcontainers.postgres import PostgresContainer
+
+            container = PostgresContainer("postgres:16", driver=None).start()
+            self.kind, self.admin = "testcontainers", container.get_connection_url()
+            self._cleanup = container.stop
+        else:
+            data = Path(tempfile.mkdtemp(prefix="dbtool-test-"))
+            self.kind, self.admin = "embedded", embedded.start(data)
+            self._enforce_password(data)
+
+            def cleanup() -> None:
+                embedded.stop(data)
+                shutil.rmtree(data, ignore_errors=True)
+
+            self._cleanup = cleanup
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            self.version = conn.execute("SHOW server_version").fetchone()[0]
+            conn.execute(f"DROP ROLE IF EXISTS {PASSWORD_ROLE}")
+            conn.execute(f"CREATE ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
+        self.checks_passwords = self._rejects_wrong_password()
+
+    def _enforce_password(self, data: Path) -> None:
+        # The embedded server trusts every local user; make it check one role's password.
+        hba = data / "pgdata" / "pg_hba.conf"
+        hba.write_text(f"local all {PASSWORD_ROLE} scram-sha-256\n" + hba.read_text())
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+
+    def _rejects_wrong_password(self) -> bool:
+        try:
+            psycopg.connect(self.conninfo("postgres", user=PASSWORD_ROLE, password="wrong"), connect_timeout=5).close()
+        except psycopg.OperationalError:
+            return True
+        return False
+
+    def conninfo(self, dbname: str, **extra: str) -> str:
+        return make_conninfo(self.admin, dbname=dbname, **extra)
+
+    def stop(self) -> None:
+        self._cleanup()
+
+
+SERVER = TestServer()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    SERVER.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    SERVER.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"dbtool test server: {SERVER.kind}, PostgreSQL {SERVER.version}"
+
+
+@pytest.fixture
+def new_db():
+    """Factory of fresh, empty databases; each is dropped when the test ends."""
+    made: list[str] = []
+
+    def make(prefix: str = "t") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(SERVER.admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        made.append(name)
+        return SERVER.conninfo(name)
+
+    yield make
+    with psycopg.connect(SERVER.admin, autocommit=True) as conn:
+        for name in made:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def db(new_db) -> str:
+    return new_db()
+
+
+@pytest.fixture
+def server() -> TestServer:
+    return SERVER
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the project's schemas/ in a scratch folder, free to break."""
+    shutil.copytree(SCHEMAS, tmp_path / "schemas")
+    return tmp_path
+
+
+@pytest.fixture
+def cli(monkeypatch):
+    """Run dbtool in-process with a clean environment: no database variables leak in from the shell."""
+    for var in list(os.environ):
+        if var.endswith("_DATABASE_URL") or var.startswith(("DB_", "PG")):
+            monkeypatch.delenv(var, raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None):
+        return runner.invoke(app, [str(a) for a in args], env=env, input=input)
+
+    return invoke
+
+
+def connect(conninfo: str) -> psycopg.Connection:
+    return psycopg.connect(conninfo, autocommit=True)
