@@ -1,0 +1,2 @@
+DROP FUNCTION enroll_student(UUID, UUID, VARCHAR);
+ALTER TABLE courses DROP CONSTRAINT courses_capacity_check;
