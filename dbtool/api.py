@@ -15,8 +15,9 @@ from psycopg.conninfo import make_conninfo
 
 from . import migrations as mig
 from . import server
+from . import triggers as trig
 from .config import Settings, Target, resolve_target, select_services
-from .errors import BadInput, Refused
+from .errors import BadInput, DatabaseUnavailable, Refused
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Events:
 
     target: Callable[[str, str], None] = lambda service, where: None
     migration: Callable[[str, mig.Migration, float], None] = lambda service, m, seconds: None
+    triggers: Callable[[str, trig.TriggerSync], None] = lambda service, sync: None
 
 
 @dataclass
@@ -34,6 +36,7 @@ class ServiceResult:
     done: list[mig.Migration] = field(default_factory=list)
     state: mig.State | None = None
     sql: list[tuple[mig.Migration, list[mig.Statement]]] = field(default_factory=list)
+    triggers: trig.TriggerSync | None = None
 
 
 def load(settings: Settings, service: str) -> list[mig.Migration]:
@@ -85,6 +88,7 @@ def migrate(
                     conn, tree, to, settings.lock_timeout,
                     report=lambda m, s, svc=service: events.migration(svc, m, s),
                 )
+                result.triggers = _sync_triggers(conn, service, events)
         results.append(result)
     return results
 
@@ -121,8 +125,41 @@ def rollback(
                     conn, tree, steps, to, everything, force, settings.lock_timeout,
                     report=lambda m, s, svc=service: events.migration(svc, m, s),
                 )
+                result.triggers = _sync_triggers(conn, service, events)
         results.append(result)
     return results
+
+
+def _sync_triggers(conn, service: str, events: Events, dry_run: bool = False) -> trig.TriggerSync:
+    """The updated_at triggers follow the schema the migrations just left, on the same connection."""
+    sync = trig.sync_connection(conn, dry_run=dry_run)
+    events.triggers(service, sync)
+    return sync
+
+
+def sync_triggers(
+    settings: Settings, services: list[str] | None = None, dry_run: bool = False, events: Events | None = None,
+) -> list[ServiceResult]:
+    """Give every table with an updated_at column its trigger, and take it from tables without one."""
+    events = events or Events()
+    results = []
+    for service in select_services(settings, services):
+        target = resolve_target(service, settings)
+        conninfo, where = _where(target, settings)
+        events.target(service, where)
+        result = ServiceResult(service, where)
+        if not _exists(conninfo, settings):
+            raise DatabaseUnavailable(
+                f"{service}: database {target.dbname} does not exist; run 'dbtool migrate {service}' first"
+            )
+        with server.connect(conninfo, wait=settings.wait) as conn:
+            result.triggers = _sync_triggers(conn, service, events, dry_run)
+        results.append(result)
+    return results
+
+
+def _exists(conninfo: str, settings: Settings) -> bool:
+    return _peek_state(conninfo, [], settings).database_exists
 
 
 def _peek_state(conninfo: str, tree: list[mig.Migration], settings: Settings) -> mig.State:

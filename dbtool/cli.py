@@ -168,6 +168,27 @@ def repair(
         render.line("nothing to repair: every applied migration matches its files")
 
 
+@app.command()
+@handled
+def triggers(
+    services: Services = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would change; change nothing.")] = False,
+    yes: Yes = False, json: Json = False,
+    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
+    wait: Wait = 0.0, traceback: Traceback = False,
+) -> None:
+    """Give every table with an updated_at column its update_<table>_updated_at trigger; drop stale ones.
+
+    migrate and rollback run this at their end; run it by hand after changing a schema outside dbtool.
+    """
+    settings = _settings(env, schemas_dir, dsn, wait)
+    if not dry_run:
+        _confirm_prod(settings, yes, "sync triggers in")
+    events = api.Events() if json else render.trigger_progress()
+    results = api.sync_triggers(settings, services, dry_run=dry_run, events=events)
+    render.triggers(results, json)
+
+
 def _data_dir(schemas_dir: Path) -> Path:
     return make_settings(schemas_dir=schemas_dir).embedded_dir
 

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .api import Events, ServiceResult
+from .triggers import TriggerSync
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -34,7 +35,13 @@ def progress(verb: str) -> Events:
     def migration(service: str, m, seconds: float) -> None:
         out.print(f"  [green]{verb}[/green] {m.id}  [dim]{seconds * 1000:.0f} ms[/dim]")
 
-    return Events(target=target, migration=migration)
+    return Events(target=target, migration=migration, triggers=trigger_changes)
+
+
+def trigger_changes(service: str, sync: TriggerSync) -> None:
+    prefix = "would have " if sync.dry_run else ""
+    for change in sync.changes:
+        out.print(f"  [cyan]{prefix}{change.describe()}[/cyan]")
 
 
 def summary(results: list[ServiceResult], verb: str, dry_run: bool) -> None:
@@ -119,3 +126,35 @@ def server_status(data_dir: Path, conninfo: str | None, as_json: bool) -> None:
         line(f"embedded server running: {conninfo} (data in {data_dir})")
     else:
         line(f"embedded server not running (data in {data_dir}); 'dbtool server start' starts it")
+
+
+def trigger_progress() -> Events:
+    """The triggers command: each service's changes, or that it is up to date, as it goes."""
+
+    def report(service: str, sync: TriggerSync) -> None:
+        trigger_changes(service, sync)
+        tables = ", ".join(sync.tables) or "no table"
+        if not sync.changes:
+            out.print(f"  up to date: updated_at kept current on {tables}", markup=False)
+
+    return Events(target=progress("").target, triggers=report)
+
+
+def triggers(results: list[ServiceResult], as_json: bool) -> None:
+    if as_json:
+        emit_json([
+            {
+                "service": r.service,
+                "database": r.where,
+                "dry_run": r.triggers.dry_run,
+                "tables": r.triggers.tables,
+                "changes": [{"action": c.action, "kind": c.kind, "name": c.name, "table": c.table,
+                             "sql": list(c.statements)} for c in r.triggers.changes],
+            }
+            for r in results if r.triggers is not None
+        ])
+        return
+    total = sum(len(r.triggers.changes) for r in results if r.triggers is not None)
+    verb = "would make" if any(r.triggers and r.triggers.dry_run for r in results) else "made"
+    line(f"{verb} {total} trigger change{'s' if total != 1 else ''} in {len(results)} service"
+         f"{'s' if len(results) != 1 else ''}")
