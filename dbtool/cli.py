@@ -9,7 +9,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 
-from . import api, render
+from . import api, references, render, seed as seeding
 from . import server as embedded
 from .config import Settings, make_settings, redact, secrets
 from .errors import DbtoolError, ExitCode, Refused
@@ -187,6 +187,47 @@ def triggers(
     events = api.Events() if json else render.trigger_progress()
     results = api.sync_triggers(settings, services, dry_run=dry_run, events=events)
     render.triggers(results, json)
+
+
+@app.command()
+@handled
+def seed(
+    services: Services = None,
+    scale: Annotated[Optional[int], typer.Option(
+        "--scale", help=f"Load deterministic synthetic data instead: 1 is small, {seeding.MAX_SCALE} puts"
+                        " 1,000,000 rows in courses.")] = None,
+    json: Json = False,
+    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
+    wait: Wait = 0.0, traceback: Traceback = False,
+) -> None:
+    """Load development rows from schemas/<service>/seeds/*.sql, or synthetic data with --scale.
+
+    The services a seeded service's soft references point at are seeded first. Every database must
+    be migrated (exit 4 otherwise); prod is refused (exit 4); running it twice adds nothing.
+    """
+    settings = _settings(env, schemas_dir, dsn, wait)
+    with render.seed_progress(json) as events:
+        report = seeding.seed(settings, services, scale=scale, events=events)
+    render.seed_summary(report, json)
+
+
+@app.command("check-references")
+@handled
+def check_references(
+    services: Services = None, json: Json = False,
+    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
+    wait: Wait = 0.0, traceback: Traceback = False,
+) -> None:
+    """Report soft references that point at no row of the other service's database. Exit 1 when any.
+
+    The references are declared in schemas/<service>/references.toml; a copied column (a
+    denormalised name) that no longer matches the row it points at is reported too.
+    """
+    settings = _settings(env, schemas_dir, dsn, wait)
+    reports = references.check(settings, services)
+    render.references(reports, json)
+    if any(not r.clean for r in reports):
+        raise typer.Exit(int(ExitCode.FINDINGS))
 
 
 def _data_dir(schemas_dir: Path) -> Path:

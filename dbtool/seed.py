@@ -1,0 +1,254 @@
+"""Development and synthetic data: `dbtool seed [SERVICE]... [--scale N]`.
+
+Without --scale, each service's `schemas/<service>/seeds/*.sql` files run in name order, in one
+transaction per service; they insert fixed rows with ON CONFLICT DO NOTHING, so a second run adds
+nothing. With --scale N, the groups of `seeds/synthetic.toml` are generated (dbtool/synthetic.py)
+and streamed in with COPY, one transaction per service; a second run at the same scale adds
+nothing, a larger scale adds the rows the smaller one lacked.
+
+Either way the services a seeded service's soft references point at are seeded first, in the same
+run (references.toml and synthetic refs say which), so no reference dangles. Every database must
+exist and be fully migrated before anything is written; prod is refused before any connection.
+
+>>> from dbtool import config, seed
+>>> seed.seed(config.make_settings(), ["course"], scale=1)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import psycopg
+from psycopg import sql
+
+from . import server
+from . import synthetic as syn
+from .config import Settings, select_services
+from .errors import BadInput, Refused
+from .references import migrated_conninfo, referenced_services, service_settings
+
+# --scale 5000 puts 1,000,000 rows in courses and 1.25 million in chat_messages: the largest load we
+# document. Anything beyond is a typo rather than a plan.
+MAX_SCALE = 5000
+CHUNK_ROWS = 5000  # rows per COPY write and per progress step
+
+
+@dataclass
+class TableLoad:
+    service: str
+    table: str
+    group: str  # the synthetic group, or the seed file's name
+    rows: int = 0  # rows written by this run
+    present: int = 0  # rows an earlier run had already written
+    seconds: float = 0.0
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class SeedReport:
+    scale: int | None
+    services: list[str] = field(default_factory=list)
+    loads: list[TableLoad] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        return sum(load.rows for load in self.loads)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class SeedEvents:
+    """What seed tells its user while it works; the CLI renders these, Python callers may not."""
+
+    target: Callable[[str, str], None] = lambda service, where: None
+    start: Callable[[TableLoad, int | None], None] = lambda load, total: None  # total rows, None if unknown
+    advance: Callable[[TableLoad, int], None] = lambda load, rows: None
+    done: Callable[[TableLoad], None] = lambda load: None
+
+
+def check_scale(scale: int | None) -> None:
+    if scale is not None and not 1 <= scale <= MAX_SCALE:
+        raise BadInput(f"--scale {scale}: give a whole number from 1 (small) to {MAX_SCALE}"
+                       f" (1,000,000 courses); nothing was written")
+
+
+def seed(settings: Settings, services: list[str] | None = None, scale: int | None = None,
+         events: SeedEvents | None = None) -> SeedReport:
+    """Seed the selected services (all by default) and the services they refer to."""
+    if settings.env == "prod":
+        raise Refused("--env prod: seed writes development and synthetic data and never runs on prod;"
+                      " nothing was written")
+    check_scale(scale)
+    events = events or SeedEvents()
+    selected = select_services(settings, services)
+    catalog = syn.Catalog(settings)
+    order = _referenced_first(settings, selected, catalog if scale else None)
+    plans = {s: (catalog.service(s) if scale else _seed_files(settings, s)) for s in order}
+    # Every database is checked before the first row is written: all of them seed, or none starts.
+    targets = {s: migrated_conninfo(service_settings(settings, s, selected), s) for s in order}
+    report = SeedReport(scale, order)
+    started = time.perf_counter()
+    for service in order:
+        conninfo, where = targets[service]
+        events.target(service, where)
+        with server.connect(conninfo, wait=settings.wait) as conn:
+            if scale:
+                report.loads += _load_synthetic(conn, service, plans[service], scale, events)
+            else:
+                report.loads += _run_files(conn, service, plans[service], events)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _referenced_first(settings: Settings, selected: list[str], catalog: syn.Catalog | None) -> list[str]:
+    """The selected services plus those they refer to, each after every service it refers to."""
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(service: str) -> None:
+        if service in order or service in visiting:
+            return  # a cycle of references: seed in the order met, each still in one transaction
+        visiting.add(service)
+        refs = set(referenced_services(settings, service))
+        if catalog is not None:
+            refs |= catalog.referenced_services(service)
+        for other in sorted(refs):
+            visit(other)
+        order.append(service)
+
+    for service in selected:
+        visit(service)
+    return order
+
+
+# ---------------------------------------------------------------- seed files
+
+
+def _seed_files(settings: Settings, service: str) -> list[Path]:
+    folder = settings.schemas_dir / service / "seeds"
+    return sorted(folder.glob("*.sql")) if folder.is_dir() else []
+
+
+def _run_files(conn: psycopg.Connection, service: str, files: list[Path], events: SeedEvents) -> list[TableLoad]:
+    """All of a service's seed files in one transaction; the rows each inserted, per table."""
+    loads: list[TableLoad] = []
+    with conn.transaction():
+        for path in files:
+            before = _inserted(conn)
+            started = time.perf_counter()
+            _execute_file(conn, path)
+            seconds = time.perf_counter() - started
+            added = {t: n - before.get(t, 0) for t, n in sorted(_inserted(conn).items())}
+            file_loads = [TableLoad(service, t, path.name, n, 0, seconds) for t, n in added.items() if n]
+            tables = ", ".join(x.table for x in file_loads) or "nothing new"
+            events.done(TableLoad(service, tables, path.name, sum(x.rows for x in file_loads), 0, seconds))
+            loads += file_loads
+    return loads
+
+
+def _inserted(conn: psycopg.Connection) -> dict[str, int]:
+    # This transaction's own inserts: ON CONFLICT DO NOTHING skips do not count, so a rerun shows 0.
+    rows = conn.execute("SELECT relname, n_tup_ins FROM pg_stat_xact_user_tables").fetchall()
+    return {name: int(count) for name, count in rows}
+
+
+def _execute_file(conn: psycopg.Connection, path: Path) -> None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8") from None
+    try:
+        conn.execute(text.encode())
+    except psycopg.Error as exc:
+        pos = getattr(exc.diag, "statement_position", None)
+        line = f":{text[: int(pos) - 1].count(chr(10)) + 1}" if pos else ""
+        message = (exc.diag.message_primary or str(exc)).strip()
+        raise BadInput(f"{path}{line}: {message}; nothing of this service's seeds was written;"
+                       " fix the file and run again") from None
+
+
+# ---------------------------------------------------------------- synthetic data
+
+
+def _present(conn: psycopg.Connection, group: syn.Group) -> int:
+    """Rows of this group already in the table: its keys fall in one range, found through the index."""
+    low, high = group.key_range()
+    query = sql.SQL("SELECT count(*) FROM {} WHERE {} BETWEEN %s AND %s").format(
+        sql.Identifier(group.table), sql.Identifier(group.key))
+    return int(conn.execute(query, (low, high)).fetchone()[0])
+
+
+def _load_synthetic(conn: psycopg.Connection, service: str, groups: list[syn.Group], scale: int,
+                    events: SeedEvents) -> list[TableLoad]:
+    loads = []
+    present_before: dict[str, int] = {}
+    children_total: dict[str, int] = {}
+    try:
+        with conn.transaction():
+            for group in groups:
+                present = _present(conn, group)
+                present_before[group.name] = present
+                load = TableLoad(service, group.table, group.name, present=present)
+                if group.parent is None:
+                    total = max((group.planned(scale) or 0) - present, 0)
+                    rows = syn.rows(group, scale, start=present)
+                else:
+                    total = children_total.get(group.name, 0)
+                    rows = syn.rows(group, scale, start=present, parent_start=present_before[group.parent.name])
+                children = [g for g in groups if g.parent is group]
+                events.start(load, total)
+                _copy(conn, group, _counting(rows, children, children_total), load, events)
+                events.done(load)
+                loads.append(load)
+    except psycopg.errors.UniqueViolation as exc:
+        raise Refused(f"{service}: synthetic rows of an earlier seed were changed or deleted"
+                      f" ({(exc.diag.message_detail or '').strip()}); delete the remaining ones or use a"
+                      " fresh database, then seed again") from None
+    except psycopg.Error as exc:
+        raise BadInput(f"{service}: synthetic data refused by the database:"
+                       f" {(exc.diag.message_primary or str(exc)).strip()}; fix seeds/{syn.SYNTHETIC_FILE}") from None
+    for load in loads:
+        if load.rows:
+            # Fresh statistics, so EXPLAIN right after seeding plans against the data as loaded.
+            conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(load.table)))
+    return loads
+
+
+def _counting(rows, children: list[syn.Group], totals: dict[str, int]):
+    """Pass rows through, adding up how many rows each child group will make under them."""
+    for child in children:
+        totals[child.name] = 0
+    for row in rows:
+        for child in children:
+            totals[child.name] += int(child.count(row))  # type: ignore[misc]
+        yield row
+
+
+def _copy(conn: psycopg.Connection, group: syn.Group, rows, load: TableLoad, events: SeedEvents) -> None:
+    columns = sql.SQL(", ").join(sql.Identifier(name) for name, _ in group.columns)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(group.table), columns)
+    started = time.perf_counter()
+    buffer: list[str] = []
+    with conn.cursor().copy(statement) as copy:
+        for text in syn.copy_lines(group, rows):
+            buffer.append(text)
+            if len(buffer) >= CHUNK_ROWS:
+                copy.write("".join(buffer))
+                load.rows += len(buffer)
+                events.advance(load, len(buffer))
+                buffer.clear()
+        if buffer:
+            copy.write("".join(buffer))
+            load.rows += len(buffer)
+            events.advance(load, len(buffer))
+    load.seconds = time.perf_counter() - started
