@@ -23,6 +23,7 @@ from typing import Callable
 
 import psycopg
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 from . import server
 from . import synthetic as syn
@@ -239,7 +240,9 @@ def _copy(conn: psycopg.Connection, group: syn.Group, rows, load: TableLoad, eve
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(group.table), columns)
     started = time.perf_counter()
     buffer: list[str] = []
-    with conn.cursor().copy(statement) as copy:
+    cursor = conn.cursor()
+    # A writer thread sends one chunk while the next is generated: the server never waits on Python.
+    with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
         for text in syn.copy_lines(group, rows):
             buffer.append(text)
             if len(buffer) >= CHUNK_ROWS:

@@ -87,7 +87,7 @@ class Group:
     def __post_init__(self) -> None:
         self.uuid_prefix = f"{zlib.crc32(f'{self.service}.{self.name}'.encode()):08x}-5eed-4000-8000-"
         # Rows of a group are asked for again and again by the groups that refer to them.
-        self.row = lru_cache(maxsize=1 << 16)(self._row)
+        self.row = lru_cache(maxsize=1 << 14)(self._row)
 
     @property
     def label(self) -> str:
@@ -263,11 +263,18 @@ class _Compiler:
         missing = fields - set(lists) - self._known()
         if missing:
             raise self.fail(f"{where}: format names {sorted(missing)}, which are no earlier column nor list")
-        seeds = {k: seed + zlib.crc32(k.encode()) for k in lists}
+        # Only what the template uses is computed: this runs once per row and column.
+        picks = [(k, seed + zlib.crc32(k.encode()), v) for k, v in lists.items() if k in fields]
+        columns = [c for c in self.seen if c in fields]
+        numbers = fields & {"n", "j"}
 
         def gen(row: Row) -> str:
-            picks = {k: v[_mix(seeds[k] + row.i) % len(v)] for k, v in lists.items()}
-            return template.format(n=row.i + 1, j=row.j, **row.values, **picks)
+            values = {k: v[_mix(s + row.i) % len(v)] for k, s, v in picks}
+            for c in columns:
+                values[c] = row.values[c]
+            if numbers:
+                values["n"], values["j"] = row.i + 1, row.j
+            return template.format_map(values)
 
         return gen
 
@@ -349,7 +356,7 @@ def rows(group: Group, scale: int, start: int = 0, parent_start: int = 0) -> Ite
     """The group's rows from row `start` on; for a child group, those of parents from `parent_start` on."""
     if group.parent is None:
         for i in range(start, group.planned(scale) or 0):
-            yield group.make(i)
+            yield group._row(i)  # streamed once: kept out of the cache that refs read from
         return
     i = start
     for p in rows(group.parent, scale, parent_start):
