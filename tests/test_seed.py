@@ -222,3 +222,16 @@ def test_a_malformed_reference_declaration_is_bad_input(cli, project, fleet):
     path.write_text('[[reference]]\ncolumn = "chat_sessions.user_id"\npoints_at = "nowhere.users.id"\n')
     result = cli("check-references", "--schemas-dir", project / "schemas", env=env)
     assert_one_line(result, 2, f"{path}: reference 1: points at service 'nowhere'")
+
+
+def test_the_largest_scale_puts_a_million_rows_in_courses_and_chat_messages(project):
+    """Counted from the declarations without loading them: --scale MAX_SCALE is what the README promises."""
+    from dbtool import config, synthetic
+    from dbtool.seed import MAX_SCALE
+
+    catalog = synthetic.Catalog(config.make_settings(project / "schemas"))
+    courses = next(g for g in catalog.service("course") if g.table == "courses")
+    messages = next(g for g in catalog.service("chat") if g.table == "chat_messages")
+    assert courses.planned(MAX_SCALE) == 1_000_000
+    sessions = messages.parent.planned(MAX_SCALE)
+    assert sum(int(messages.count(synthetic.Row(i))) for i in range(sessions)) == 1_249_484
