@@ -111,12 +111,23 @@ def _has_sql(text: str) -> bool:
     return any(line.strip() and not line.strip().startswith("--") for line in text.splitlines())
 
 
+def _content_problem(path: Path, data: bytes, is_down: bool) -> str | None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8"
+    if not _has_sql(text) and not (is_down and IRREVERSIBLE.search(text)):
+        hint = " or mark it '-- dbtool: irreversible <reason>'" if is_down else ""
+        return f"{path}: has no SQL statement; write the migration{hint}"
+    return None
+
+
 def load_tree(service_dir: Path) -> list[Migration]:
     """Every migration of one service, in order; MigrationTreeError lists every problem found."""
     service = service_dir.name
     problems: list[str] = []
-    ups: dict[int, Path] = {}
-    downs: dict[int, Path] = {}
+    all_ups: dict[int, list[Path]] = {}
+    all_downs: dict[int, list[Path]] = {}
     contents: dict[Path, bytes] = {}
     if not service_dir.is_dir():
         raise BadInput(f"{service_dir}: no such service folder; create it or check the name")
@@ -130,21 +141,22 @@ def load_tree(service_dir: Path) -> list[Migration]:
             )
             continue
         version, _, is_down = parsed
-        bucket = downs if is_down else ups
-        if version in bucket:
-            problems.append(f"{path}: duplicate number {version:03d} (also {bucket[version].name}); renumber one")
-            continue
-        bucket[version] = path
-        data = path.read_bytes()
-        contents[path] = data
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            problems.append(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8")
-            continue
-        if not _has_sql(text) and not (is_down and IRREVERSIBLE.search(text)):
-            hint = " or mark it '-- dbtool: irreversible <reason>'" if is_down else ""
-            problems.append(f"{path}: has no SQL statement; write the migration{hint}")
+        (all_downs if is_down else all_ups).setdefault(version, []).append(path)
+        contents[path] = data = path.read_bytes()
+        problem = _content_problem(path, data, is_down)
+        if problem:
+            problems.append(problem)
+    ups = {v: paths[0] for v, paths in all_ups.items()}
+    downs = {v: paths[0] for v, paths in all_downs.items()}
+    for version, paths in all_ups.items():
+        for extra in paths[1:]:
+            problems.append(f"{extra}: duplicate number {version:03d} (also {paths[0].name}); renumber one")
+    for version, paths in all_downs.items():
+        up_stems = {p.name[:-4] for p in all_ups.get(version, [])}
+        for extra in paths[1:]:
+            # A duplicated down file that pairs with a duplicated up file is the same clash, told once.
+            if extra.name[: -len(".down.sql")] not in up_stems or len(up_stems) < 2:
+                problems.append(f"{extra}: duplicate number {version:03d} (also {paths[0].name}); renumber one")
     for version, up in ups.items():
         down = downs.get(version)
         if down is None:
@@ -291,6 +303,9 @@ class _Tracking(PostgresqlPsycopgBackend):
 def tracking(conn: psycopg.Connection) -> _Tracking:
     backend = _Tracking(conn)
     backend.create_lock_table()
+    # yoyo's lock is a row that outlives a killed process; we hold the advisory lock, so any row
+    # left there is stale and would only make yoyo's own schema upgrade wait and fail.
+    conn.execute("DELETE FROM yoyo_lock")
     backend.ensure_internal_schema_updated()
     conn.execute(
         f"""CREATE TABLE IF NOT EXISTS {CHECKSUM_TABLE} (
