@@ -34,6 +34,14 @@ class ServiceResult:
     done: list[mig.Migration] = field(default_factory=list)
     state: mig.State | None = None
     sql: list[tuple[mig.Migration, list[mig.Statement]]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # migration id -> time it took
+
+    def reporter(self, events: Events) -> mig.Report:
+        def report(m: mig.Migration, seconds: float) -> None:
+            self.seconds[m.id] = seconds
+            events.migration(self.service, m, seconds)
+
+        return report
 
 
 def load(settings: Settings, service: str) -> list[mig.Migration]:
@@ -83,7 +91,7 @@ def migrate(
             with server.connect(conninfo, wait=settings.wait) as conn:
                 result.done = mig.migrate_connection(
                     conn, tree, to, settings.lock_timeout,
-                    report=lambda m, s, svc=service: events.migration(svc, m, s),
+                    report=result.reporter(events),
                 )
         results.append(result)
     return results
@@ -119,7 +127,7 @@ def rollback(
             with server.connect(conninfo, wait=settings.wait) as conn:
                 result.done = mig.rollback_connection(
                     conn, tree, steps, to, everything, force, settings.lock_timeout,
-                    report=lambda m, s, svc=service: events.migration(svc, m, s),
+                    report=result.reporter(events),
                 )
         results.append(result)
     return results

@@ -180,3 +180,16 @@ def test_every_command_has_help(cli):
                 continue
             assert command.help, f"dbtool {' '.join(prefix + [name])} has no help text"
             assert cli(*prefix, name, "--help").exit_code == 0
+
+
+def test_migrate_and_rollback_json(cli, project, dbs):
+    env, schemas = env_for(dbs), project / "schemas"
+    result = cli("migrate", "chat", "--json", "--schemas-dir", schemas, env=env)
+    assert result.exit_code == 0, result.output
+    (data,) = json.loads(result.stdout)
+    assert [m["id"] for m in data["migrations"]] == applied(dbs["chat"])
+    assert all(m["ms"] >= 0 for m in data["migrations"])
+    result = cli("rollback", "chat", "--all", "--dry-run", "--json", "--schemas-dir", schemas, env=env)
+    (data,) = json.loads(result.stdout)
+    assert [s["id"] for s in data["sql"]] == sorted(applied(dbs["chat"]), reverse=True)
+    assert any("DROP TABLE" in st for s in data["sql"] for st in s["statements"])
