@@ -207,3 +207,30 @@ def test_no_password_in_any_output(cli, service, db, server):
     assert [r.exit_code for r in runs] == [0, 0, 0, 0, 0, 3, 3, 3, 4]
     for run in runs:
         assert PASSWORD not in run.output
+
+
+def test_yoyo_reads_a_dbtool_database(service, db, tmp_path):
+    """dbtool records migrations in yoyo's own tables under yoyo's ids, so yoyo sees them applied."""
+    import shutil
+    from urllib.parse import quote
+
+    from psycopg.conninfo import conninfo_to_dict
+    from yoyo import get_backend, read_migrations
+
+    tree = mig.load_tree(service)
+    with connect(db) as conn:
+        mig.migrate_connection(conn, tree[:-1])
+    for m in tree:  # yoyo's layout: <id>.sql and <id>.rollback.sql
+        shutil.copy(m.up, tmp_path / m.up.name)
+        shutil.copy(m.down, tmp_path / f"{m.id}.rollback.sql")
+    parts = conninfo_to_dict(db)
+    auth = quote(parts.get("user", "postgres")) + (f":{quote(parts['password'])}" if parts.get("password") else "")
+    host = parts.get("host", "localhost")
+    url = (f"postgresql+psycopg://{auth}@/{parts['dbname']}?host={host}" if host.startswith("/") else
+           f"postgresql+psycopg://{auth}@{host}:{parts.get('port', 5432)}/{parts['dbname']}")
+    backend = get_backend(url)
+    try:
+        pending = backend.to_apply(read_migrations(str(tmp_path)))
+        assert [m.id for m in pending] == [tree[-1].id]
+    finally:
+        backend.connection.close()
