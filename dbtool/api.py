@@ -37,6 +37,14 @@ class ServiceResult:
     state: mig.State | None = None
     sql: list[tuple[mig.Migration, list[mig.Statement]]] = field(default_factory=list)
     triggers: trig.TriggerSync | None = None
+    seconds: dict[str, float] = field(default_factory=dict)  # migration id -> time it took
+
+    def reporter(self, events: Events) -> mig.Report:
+        def report(m: mig.Migration, seconds: float) -> None:
+            self.seconds[m.id] = seconds
+            events.migration(self.service, m, seconds)
+
+        return report
 
 
 def load(settings: Settings, service: str) -> list[mig.Migration]:
@@ -86,7 +94,7 @@ def migrate(
             with server.connect(conninfo, wait=settings.wait) as conn:
                 result.done = mig.migrate_connection(
                     conn, tree, to, settings.lock_timeout,
-                    report=lambda m, s, svc=service: events.migration(svc, m, s),
+                    report=result.reporter(events),
                 )
                 result.triggers = _sync_triggers(conn, service, events)
         results.append(result)
@@ -123,7 +131,7 @@ def rollback(
             with server.connect(conninfo, wait=settings.wait) as conn:
                 result.done = mig.rollback_connection(
                     conn, tree, steps, to, everything, force, settings.lock_timeout,
-                    report=lambda m, s, svc=service: events.migration(svc, m, s),
+                    report=result.reporter(events),
                 )
                 result.triggers = _sync_triggers(conn, service, events)
         results.append(result)

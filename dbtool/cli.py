@@ -76,7 +76,7 @@ def migrate(
     services: Services = None,
     to: Annotated[Optional[int], typer.Option("--to", help="Apply up to and including this version.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the SQL that would run; change nothing.")] = False,
-    yes: Yes = False,
+    yes: Yes = False, json: Json = False,
     env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
     wait: Wait = 0.0, lock_timeout: LockTimeout = 60.0, traceback: Traceback = False,
 ) -> None:
@@ -84,8 +84,8 @@ def migrate(
     settings = _settings(env, schemas_dir, dsn, wait, lock_timeout)
     if not dry_run:
         _confirm_prod(settings, yes, "migrate")
-    results = api.migrate(settings, services, to=to, dry_run=dry_run, events=render.progress("applied"))
-    render.summary(results, "applied", dry_run)
+    results = api.migrate(settings, services, to=to, dry_run=dry_run, events=render.progress("applied", json))
+    render.summary(results, "applied", dry_run, json)
 
 
 @app.command()
@@ -97,7 +97,7 @@ def rollback(
     everything: Annotated[bool, typer.Option("--all", help="Roll back every applied migration.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Roll back even when a down file drops rows.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the SQL that would run; change nothing.")] = False,
-    yes: Yes = False,
+    yes: Yes = False, json: Json = False,
     env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
     wait: Wait = 0.0, lock_timeout: LockTimeout = 60.0, traceback: Traceback = False,
 ) -> None:
@@ -106,8 +106,8 @@ def rollback(
     if not dry_run:
         _confirm_prod(settings, yes, "roll back")
     results = api.rollback(settings, services, steps=steps, to=to, everything=everything, force=force,
-                           dry_run=dry_run, events=render.progress("rolled back"))
-    render.summary(results, "rolled back", dry_run)
+                           dry_run=dry_run, events=render.progress("rolled back", json))
+    render.summary(results, "rolled back", dry_run, json)
 
 
 @app.command()

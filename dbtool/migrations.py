@@ -7,6 +7,7 @@ checksums, a session advisory lock, and one transaction for a migration and its 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import time
@@ -19,7 +20,8 @@ from typing import Callable, Iterator
 import psycopg
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
-from yoyo.migrations import get_migration_hash, read_sql_migration
+import sqlparse
+from yoyo.migrations import get_migration_hash, parse_metadata_from_sql_comments
 
 from .errors import BadInput, DatabaseUnavailable, MigrationTreeError, Refused
 
@@ -81,24 +83,34 @@ class Migration:
 
     @property
     def irreversible(self) -> bool:
-        return bool(IRREVERSIBLE.search(self.down_bytes.decode("utf-8"))) and not self.statements("down")
+        return bool(IRREVERSIBLE.search(self.text("down"))) and not self.statements("down")
 
     def transactional(self, direction: str = "up") -> bool:
-        return _split(self._path(direction))[0]
+        return _split(self.text(direction))[0]
 
     def statements(self, direction: str = "up") -> list[Statement]:
-        return _split(self._path(direction))[1]
+        return _split(self.text(direction))[1]
 
-    def _path(self, direction: str) -> Path:
+    def text(self, direction: str = "up") -> str:
+        return (self.up_bytes if direction == "up" else self.down_bytes).decode("utf-8")
+
+    def path(self, direction: str) -> Path:
         return self.up if direction == "up" else self.down
 
 
-def _split(path: Path) -> tuple[bool, list[Statement]]:
-    """yoyo's splitting and directives, plus the line each statement starts on."""
-    directives, _, parts = read_sql_migration(str(path))
-    text = path.read_text(encoding="utf-8")
+@functools.lru_cache(maxsize=256)
+def _split(text: str) -> tuple[bool, list[Statement]]:
+    """yoyo's splitting and directives, plus the line each statement starts on.
+
+    This is what yoyo's read_sql_migration does, but on the bytes dbtool already read and
+    checksummed, so what runs is exactly what was recorded.
+    """
+    parts = sqlparse.split(text)
+    directives: dict[str, str] = {}
+    if parts:
+        directives, _, parts[0] = parse_metadata_from_sql_comments(parts[0])
     statements, pos = [], 0
-    for part in parts:
+    for part in (p for p in parts if p.strip()):
         found = text.find(part.strip(), pos)
         start = found if found >= 0 else pos
         statements.append(Statement(part, text.count("\n", 0, start) + 1))
@@ -111,12 +123,23 @@ def _has_sql(text: str) -> bool:
     return any(line.strip() and not line.strip().startswith("--") for line in text.splitlines())
 
 
+def _content_problem(path: Path, data: bytes, is_down: bool) -> str | None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8"
+    if not _has_sql(text) and not (is_down and IRREVERSIBLE.search(text)):
+        hint = " or mark it '-- dbtool: irreversible <reason>'" if is_down else ""
+        return f"{path}: has no SQL statement; write the migration{hint}"
+    return None
+
+
 def load_tree(service_dir: Path) -> list[Migration]:
     """Every migration of one service, in order; MigrationTreeError lists every problem found."""
     service = service_dir.name
     problems: list[str] = []
-    ups: dict[int, Path] = {}
-    downs: dict[int, Path] = {}
+    all_ups: dict[int, list[Path]] = {}
+    all_downs: dict[int, list[Path]] = {}
     contents: dict[Path, bytes] = {}
     if not service_dir.is_dir():
         raise BadInput(f"{service_dir}: no such service folder; create it or check the name")
@@ -130,21 +153,22 @@ def load_tree(service_dir: Path) -> list[Migration]:
             )
             continue
         version, _, is_down = parsed
-        bucket = downs if is_down else ups
-        if version in bucket:
-            problems.append(f"{path}: duplicate number {version:03d} (also {bucket[version].name}); renumber one")
-            continue
-        bucket[version] = path
-        data = path.read_bytes()
-        contents[path] = data
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            problems.append(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8")
-            continue
-        if not _has_sql(text) and not (is_down and IRREVERSIBLE.search(text)):
-            hint = " or mark it '-- dbtool: irreversible <reason>'" if is_down else ""
-            problems.append(f"{path}: has no SQL statement; write the migration{hint}")
+        (all_downs if is_down else all_ups).setdefault(version, []).append(path)
+        contents[path] = data = path.read_bytes()
+        problem = _content_problem(path, data, is_down)
+        if problem:
+            problems.append(problem)
+    ups = {v: paths[0] for v, paths in all_ups.items()}
+    downs = {v: paths[0] for v, paths in all_downs.items()}
+    for version, paths in all_ups.items():
+        for extra in paths[1:]:
+            problems.append(f"{extra}: duplicate number {version:03d} (also {paths[0].name}); renumber one")
+    for version, paths in all_downs.items():
+        up_stems = {p.name[:-4] for p in all_ups.get(version, [])}
+        for extra in paths[1:]:
+            # A duplicated down file that pairs with a duplicated up file is the same clash, told once.
+            if extra.name[: -len(".down.sql")] not in up_stems or len(up_stems) < 2:
+                problems.append(f"{extra}: duplicate number {version:03d} (also {paths[0].name}); renumber one")
     for version, up in ups.items():
         down = downs.get(version)
         if down is None:
@@ -291,6 +315,9 @@ class _Tracking(PostgresqlPsycopgBackend):
 def tracking(conn: psycopg.Connection) -> _Tracking:
     backend = _Tracking(conn)
     backend.create_lock_table()
+    # yoyo's lock is a row that outlives a killed process; we hold the advisory lock, so any row
+    # left there is stale and would only make yoyo's own schema upgrade wait and fail.
+    conn.execute("DELETE FROM yoyo_lock")
     backend.ensure_internal_schema_updated()
     conn.execute(
         f"""CREATE TABLE IF NOT EXISTS {CHECKSUM_TABLE} (
@@ -351,27 +378,25 @@ def _run(conn: psycopg.Connection, path: Path, statements: list[Statement], tran
 
 def apply_one(backend: _Tracking, m: Migration) -> None:
     """Apply one migration; its changes and its record commit together, or neither does."""
-    conn = backend.connection
-    if m.transactional("up"):
-        with backend.transaction():
-            _run(conn, m.up, m.statements("up"), True)
-            _record(backend, m)
-    else:
-        _run(conn, m.up, m.statements("up"), False)
-        with backend.transaction():
-            _record(backend, m)
+    _step(backend, m, "up", _record)
 
 
 def rollback_one(backend: _Tracking, m: Migration) -> None:
-    conn = backend.connection
-    if m.transactional("down"):
+    _step(backend, m, "down", _unrecord)
+
+
+def _step(backend: _Tracking, m: Migration, direction: str, bookkeeping: Callable[[_Tracking, Migration], None]) -> None:
+    path, statements = m.path(direction), m.statements(direction)
+    if m.transactional(direction):
         with backend.transaction():
-            _run(conn, m.down, m.statements("down"), True)
-            _unrecord(backend, m)
+            _run(backend.connection, path, statements, True)
+            bookkeeping(backend, m)
     else:
-        _run(conn, m.down, m.statements("down"), False)
+        # Statements such as CREATE INDEX CONCURRENTLY cannot run in a transaction block: the
+        # record can only follow them. Such migrations must be written to be re-runnable.
+        _run(backend.connection, path, statements, False)
         with backend.transaction():
-            _unrecord(backend, m)
+            bookkeeping(backend, m)
 
 
 def _record(backend: _Tracking, m: Migration) -> None:

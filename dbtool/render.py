@@ -31,7 +31,11 @@ def emit_json(data: object) -> None:
     print(jsonlib.dumps(data, indent=2, default=str))
 
 
-def progress(verb: str) -> Events:
+def progress(verb: str, quiet: bool = False) -> Events:
+    """Live lines while a command works; none at all when stdout must hold only JSON."""
+    if quiet:
+        return Events()
+
     def target(service: str, where: str) -> None:
         out.print(f"[bold]{service}[/bold]: {where}")
 
@@ -47,7 +51,24 @@ def trigger_changes(service: str, sync: TriggerSync) -> None:
         out.print(f"  [cyan]{prefix}{change.describe()}[/cyan]")
 
 
-def summary(results: list[ServiceResult], verb: str, dry_run: bool) -> None:
+def summary_data(results: list[ServiceResult], dry_run: bool) -> list[dict]:
+    return [
+        {
+            "service": r.service,
+            "database": r.where,
+            "dry_run": dry_run,
+            "migrations": [{"id": m.id, "ms": round(r.seconds[m.id] * 1000, 1)} for m in r.done],
+            "sql": [{"id": m.id, "statements": [st.sql for st in sts]} for m, sts in r.sql],
+            "triggers": [c.describe() for c in r.triggers.changes] if r.triggers else [],
+        }
+        for r in results
+    ]
+
+
+def summary(results: list[ServiceResult], verb: str, dry_run: bool, as_json: bool = False) -> None:
+    if as_json:
+        emit_json(summary_data(results, dry_run))
+        return
     if dry_run:
         for r in results:
             if not r.sql:

@@ -94,8 +94,11 @@ def describe_target(target: Target, conninfo: str) -> str:
     return f"{describe(conninfo)} ({where})"
 
 
-def connect(conninfo: str, wait: float = 0.0, autocommit: bool = True) -> psycopg.Connection:
-    """Connect, retrying with backoff for up to `wait` seconds while the server is starting."""
+def connect(conninfo: str, wait: float = 0.0, autocommit: bool = True, about: str | None = None) -> psycopg.Connection:
+    """Connect, retrying with backoff for up to `wait` seconds while the server is starting.
+
+    `about` is the conninfo named in the error, when the connection is only a means to reach it.
+    """
     deadline = time.monotonic() + wait
     delay = 0.2
     while True:
@@ -103,7 +106,7 @@ def connect(conninfo: str, wait: float = 0.0, autocommit: bool = True) -> psycop
             return psycopg.connect(conninfo, autocommit=autocommit, connect_timeout=10)
         except psycopg.OperationalError as exc:
             if time.monotonic() + delay > deadline or _not_worth_retrying(exc):
-                raise DatabaseUnavailable(_connect_message(conninfo, exc)) from None
+                raise DatabaseUnavailable(_connect_message(about or conninfo, exc)) from None
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -114,9 +117,10 @@ def _not_worth_retrying(exc: psycopg.OperationalError) -> bool:
 
 
 def _connect_message(conninfo: str, exc: Exception) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    # libpq repeats the attempt per address; the last line holds the reason.
-    reason = lines[-1] if lines else type(exc).__name__
+    text = str(exc)
+    # libpq says 'connection to server at "h", port p failed: <reason>', once per address tried.
+    reasons = [line.rsplit("failed:", 1)[-1].strip() for line in text.splitlines() if "failed:" in line]
+    reason = (reasons[-1] if reasons else text.strip().splitlines()[0] if text.strip() else type(exc).__name__)
     reason = reason.removeprefix("FATAL:").strip()
     if "password authentication failed" in reason:
         fix = "check the user and password in the DSN or DB_USER/DB_PASSWORD"
@@ -135,12 +139,19 @@ def database_exists(admin: psycopg.Connection, dbname: str) -> bool:
 def ensure_database(conninfo: str, wait: float = 0.0) -> bool:
     """Create the database named in conninfo if missing; True when it was created."""
     dbname = conninfo_to_dict(conninfo)["dbname"]
-    with connect(make_conninfo(conninfo, dbname="postgres"), wait=wait) as admin:
+    try:
+        connect(conninfo, wait=wait).close()
+        return False
+    except DatabaseUnavailable as exc:
+        if "does not exist" not in str(exc):
+            raise
+    # Only now is the maintenance database needed, and only to create the missing one.
+    with connect(make_conninfo(conninfo, dbname="postgres"), wait=wait, about=conninfo) as admin:
         if database_exists(admin, str(dbname)):
             return False
         try:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(dbname))))
-        except psycopg.errors.DuplicateDatabase:
+        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
             return False  # another dbtool created it a moment ago
         except psycopg.Error as exc:
             raise DatabaseUnavailable(

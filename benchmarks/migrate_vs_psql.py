@@ -1,0 +1,38 @@
+"""`dbtool migrate` of every service into fresh databases against `psql -1 -f` of the same up files.
+
+Both run as commands, in turn, in one run on one scratch embedded server; prints medians and the
+ratio. Usage: python benchmarks/migrate_vs_psql.py [RUNS]
+"""
+
+from __future__ import annotations
+
+import sys
+
+from _common import SCHEMAS, SERVICES, dbtool_cmd, fresh_db, pg_bin, report, run, scratch_server, timed
+
+from dbtool.migrations import load_tree
+
+
+def main(runs: int) -> None:
+    trees = {s: load_tree(SCHEMAS / s) for s in SERVICES}
+    ours, reference = [], []
+    with scratch_server() as admin:
+        for _ in range(runs):
+            env = {f"{s.upper()}_DATABASE_URL": fresh_db(admin, f"b_{s}") for s in SERVICES}
+            ours.append(timed(lambda: run(dbtool_cmd("migrate"), env)))
+            targets = {s: fresh_db(admin, f"p_{s}") for s in SERVICES}
+
+            def psql_all() -> None:
+                for service, tree in trees.items():
+                    for m in tree:
+                        run([pg_bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(m.up),
+                             targets[service]])
+
+            reference.append(timed(psql_all))
+    count = sum(len(t) for t in trees.values())
+    report(f"migrate {count} migrations of {len(SERVICES)} services into fresh databases",
+           ours, reference, "psql -1 -f")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 7)

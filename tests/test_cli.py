@@ -1,0 +1,195 @@
+"""The command line, in-process: exit codes first, then the database itself."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from conftest import PASSWORD, PASSWORD_ROLE, connect
+from dbtool.schema import snapshot
+
+SERVICES = ("chat", "course", "identity")
+
+
+def tables(conninfo: str) -> set[str]:
+    with connect(conninfo) as conn:
+        return set(snapshot(conn)["tables"])
+
+
+def applied(conninfo: str) -> list[str]:
+    with connect(conninfo) as conn:
+        exists = conn.execute("SELECT to_regclass('_yoyo_migration')").fetchone()[0]
+        if not exists:
+            return []
+        return [r[0] for r in conn.execute("SELECT migration_id FROM _yoyo_migration ORDER BY 1")]
+
+
+@pytest.fixture
+def dbs(new_db):
+    """One fresh database per service, named the way the environment variables name them."""
+    return {s: new_db(s) for s in SERVICES}
+
+
+def env_for(dbs: dict[str, str]) -> dict[str, str]:
+    return {f"{s.upper()}_DATABASE_URL": dsn for s, dsn in dbs.items()}
+
+
+def one_error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def test_migrate_status_rollback_round_trip(cli, project, dbs):
+    schemas, env = project / "schemas", env_for(dbs)
+    result = cli("status", "--schemas-dir", schemas, "--exit-code", env=env)
+    assert result.exit_code == 1
+
+    result = cli("migrate", "--schemas-dir", schemas, env=env)
+    assert result.exit_code == 0, result.output
+    assert "applied 001_create_users_table" in result.stdout and " ms" in result.stdout
+    assert {"users", "refresh_tokens"} <= tables(dbs["identity"])
+    assert {"courses", "enrollments"} <= tables(dbs["course"])
+    assert {"chat_sessions", "chat_messages"} <= tables(dbs["chat"])
+
+    result = cli("status", "--schemas-dir", schemas, "--exit-code", "--json", env=env)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert sorted(d["service"] for d in data) == list(SERVICES)
+    assert all(d["pending"] == [] for d in data)
+    assert all(m["state"] == "applied" for d in data for m in d["migrations"])
+
+    result = cli("rollback", "course", "--schemas-dir", schemas, env=env)
+    assert result.exit_code == 0, result.output
+    assert applied(dbs["course"]) == ["001_create_courses_table", "002_create_enrollments_table"]
+
+    result = cli("rollback", "course", "--to", "1", "--schemas-dir", schemas, env=env)
+    assert result.exit_code == 0, result.output
+    assert applied(dbs["course"]) == ["001_create_courses_table"]
+
+    result = cli("rollback", "--all", "--schemas-dir", schemas, env=env)
+    assert result.exit_code == 0, result.output
+    assert all(applied(dsn) == [] for dsn in dbs.values())
+    assert all(not (tables(dsn) - {"_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock",
+                                   "_dbtool_checksum"}) for dsn in dbs.values())
+
+    result = cli("migrate", "identity", "--to", "1", "--schemas-dir", schemas, env=env)
+    assert result.exit_code == 0, result.output
+    assert applied(dbs["identity"]) == ["001_create_users_table"]
+
+
+def test_dry_run_prints_sql_and_changes_nothing(cli, project, dbs):
+    result = cli("migrate", "identity", "--dry-run", "--schemas-dir", project / "schemas", env=env_for(dbs))
+    assert result.exit_code == 0, result.output
+    assert "CREATE TABLE users" in result.stdout
+    assert result.stdout.index("CREATE TABLE users") < result.stdout.index("CREATE TABLE refresh_tokens")
+    assert tables(dbs["identity"]) == set()
+
+
+def test_new_writes_the_next_pair(cli, project):
+    schemas = project / "schemas"
+    result = cli("new", "identity", "add user bio column", "--schemas-dir", schemas)
+    assert result.exit_code == 0, result.output
+    versions = sorted(p.name for p in (schemas / "identity").glob("*_add_user_bio_column*.sql"))
+    assert len(versions) == 2 and versions[0].endswith(".down.sql")
+    number = versions[0].split("_")[0]
+    assert int(number) == 1 + max(int(p.name[:3]) for p in (schemas / "identity").glob("*.sql")
+                                  if "add_user_bio" not in p.name)
+    # The new up file holds no SQL yet: migrate refuses it until it is written.
+    result = cli("validate", "identity", "--schemas-dir", schemas)
+    assert result.exit_code == 2
+    assert "has no SQL statement" in result.stderr
+
+
+def test_embedded_server_is_the_default(cli, project):
+    schemas = project / "schemas"
+    try:
+        result = cli("migrate", "--schemas-dir", schemas)
+        assert result.exit_code == 0, result.output
+        assert "embedded server" in result.stdout
+        url = cli("server", "url", "--schemas-dir", schemas)
+        assert url.exit_code == 0
+        admin = url.stdout.strip()
+        assert str(project / ".dbtool") in admin
+        for service in SERVICES:
+            dsn = admin.replace("dbname=postgres", f"dbname={service}_db_dev")
+            assert len(applied(dsn)) >= 2
+        assert cli("server", "status", "--schemas-dir", schemas).exit_code == 0
+    finally:
+        stopped = cli("server", "stop", "--schemas-dir", schemas)
+    assert stopped.exit_code == 0 and "stopped" in stopped.stdout
+    assert cli("server", "status", "--schemas-dir", schemas).exit_code == 1
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_unknown_service_folder(cli, project, dbs):
+    result = cli("migrate", "billing", "--schemas-dir", project / "schemas", env=env_for(dbs))
+    assert result.exit_code == 2
+    assert "billing: no such service folder" in one_error_line(result)
+    assert all(tables(dsn) == set() for dsn in dbs.values())
+
+
+def test_unknown_env(cli, project, dbs):
+    result = cli("migrate", "--env", "staging", "--schemas-dir", project / "schemas", env=env_for(dbs))
+    assert result.exit_code == 2
+    assert "--env: unknown environment 'staging'" in one_error_line(result)
+    assert all(tables(dsn) == set() for dsn in dbs.values())
+
+
+def test_dsn_with_several_services(cli, project, dbs):
+    result = cli("migrate", "--dsn", dbs["course"], "--schemas-dir", project / "schemas")
+    assert result.exit_code == 2
+    assert "--dsn names one database" in one_error_line(result)
+    assert tables(dbs["course"]) == set()
+
+
+def test_server_that_does_not_answer(cli, project):
+    dsn = "postgresql://someone:hunter22@127.0.0.1:1/course_db_dev"
+    result = cli("migrate", "course", "--dsn", dsn, "--schemas-dir", project / "schemas")
+    assert result.exit_code == 3
+    line = one_error_line(result)
+    assert "cannot connect to someone@127.0.0.1:1/course_db_dev" in line and "--wait" in line
+    assert "hunter22" not in result.output
+
+
+def test_wrong_password(cli, project, db, server):
+    if not server.checks_passwords:
+        pytest.skip("this test server accepts any password, so a wrong one cannot be refused")
+    dsn = server.conninfo(conninfo_to_dict(db)["dbname"], user=PASSWORD_ROLE, password="not-" + PASSWORD)
+    result = cli("migrate", "course", "--dsn", dsn, "--schemas-dir", project / "schemas")
+    assert result.exit_code == 3
+    assert "password authentication failed" in one_error_line(result)
+    assert "not-" + PASSWORD not in result.output
+    assert tables(db) == set()
+
+
+def test_every_command_has_help(cli):
+    from dbtool.cli import app, server_app
+
+    import typer.main
+
+    for typer_app, prefix in ((app, []), (server_app, ["server"])):
+        group = typer.main.get_group(typer_app)
+        for name, command in group.commands.items():
+            if name in ("server",):
+                continue
+            assert command.help, f"dbtool {' '.join(prefix + [name])} has no help text"
+            assert cli(*prefix, name, "--help").exit_code == 0
+
+
+def test_migrate_and_rollback_json(cli, project, dbs):
+    env, schemas = env_for(dbs), project / "schemas"
+    result = cli("migrate", "chat", "--json", "--schemas-dir", schemas, env=env)
+    assert result.exit_code == 0, result.output
+    (data,) = json.loads(result.stdout)
+    assert [m["id"] for m in data["migrations"]] == applied(dbs["chat"])
+    assert all(m["ms"] >= 0 for m in data["migrations"])
+    result = cli("rollback", "chat", "--all", "--dry-run", "--json", "--schemas-dir", schemas, env=env)
+    (data,) = json.loads(result.stdout)
+    assert [s["id"] for s in data["sql"]] == sorted(applied(dbs["chat"]), reverse=True)
+    assert any("DROP TABLE" in st for s in data["sql"] for st in s["statements"])

@@ -1,0 +1,236 @@
+"""The guarantees dbtool adds to yoyo, each with a test that fails without it."""
+
+from __future__ import annotations
+
+import json
+import string
+import time
+
+import psycopg
+import pytest
+from hypothesis import given, strategies as st
+
+from conftest import PASSWORD, PASSWORD_ROLE, connect
+from dbtool import migrations as mig
+from dbtool.schema import snapshot
+
+words = st.text(alphabet=string.ascii_lowercase + string.digits, min_size=1, max_size=8)
+snake = st.builds(lambda first, rest: "_".join([first, *rest]),
+                  st.text(alphabet=string.ascii_lowercase, min_size=1, max_size=1).flatmap(
+                      lambda c: words.map(lambda w: c + w)),
+                  st.lists(words, max_size=4))
+
+
+@given(st.integers(min_value=0, max_value=10**6), snake, st.booleans())
+def test_file_names_round_trip(version, name, down):
+    file_name = f"{version:03d}_{name}{'.down' if down else ''}.sql"
+    assert mig.parse_file_name(file_name) == (version, name, down)
+
+
+@given(st.text(max_size=40))
+def test_parsed_names_rebuild_exactly(text):
+    parsed = mig.parse_file_name(text)
+    if parsed is not None:
+        version, name, down = parsed
+        digits = text.split("_", 1)[0]
+        assert text == f"{digits}_{name}{'.down' if down else ''}.sql"
+        assert int(digits) == version and len(digits) >= 3
+        assert name == name.lower() and "__" not in name and not name.endswith("_")
+
+
+@pytest.mark.parametrize("bad", ["1_x.sql", "001-x.sql", "001_X.sql", "001_x.SQL", "001_.sql", "001__x.sql",
+                                 "001_x_.sql", "001_x.up.sql", "001_1x.sql", "x_001.sql", "001_x.down.down.sql"])
+def test_bad_file_names(bad):
+    assert mig.parse_file_name(bad) is None
+
+
+def test_statement_lines(tmp_path):
+    path = tmp_path / "001_x.sql"
+    path.write_text("-- a comment\n\nCREATE TABLE a (id int);\n\n\nCREATE TABLE b (\n  id int\n);\n")
+    down = tmp_path / "001_x.down.sql"
+    down.write_text("DROP TABLE b;\nDROP TABLE a;\n")
+    (m,) = mig.load_tree(tmp_path)
+    assert [s.line for s in m.statements()] == [3, 6]
+    assert m.transactional()
+
+
+@pytest.fixture
+def service(project):
+    return project / "schemas" / "identity"
+
+
+def add(folder, name, up, down):
+    number = len(list(folder.glob("*.down.sql"))) + 1
+    (folder / f"{number:03d}_{name}.sql").write_text(up)
+    (folder / f"{number:03d}_{name}.down.sql").write_text(down)
+
+
+def test_failed_concurrent_index_is_reported(cli, service, db):
+    env = {"IDENTITY_DATABASE_URL": db}
+    add(service, "add_unique_name_index",
+        "-- transactional: false\nCREATE UNIQUE INDEX CONCURRENTLY idx_users_name ON users (name);\n",
+        "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_users_name;\n")
+    tree = mig.load_tree(service)
+    assert not tree[-1].transactional("up")
+    with connect(db) as conn:
+        mig.migrate_connection(conn, tree[:-1])
+        conn.execute("INSERT INTO users (email, password_hash, role, name) VALUES "
+                     "('a@x.io', 'h', 'student', 'Same'), ('b@x.io', 'h', 'student', 'Same')")
+    result = cli("migrate", "identity", "--schemas-dir", service.parent, env=env)
+    assert result.exit_code == 2
+    assert "_add_unique_name_index.sql:2:" in result.stderr
+    assert "non-transactional" in result.stderr
+    status = cli("status", "identity", "--json", "--schemas-dir", service.parent, env=env)
+    assert json.loads(status.stdout)[0]["invalid_indexes"] == ["idx_users_name"]
+    assert json.loads(status.stdout)[0]["pending"] == [tree[-1].id]
+    # Fix the data, drop the broken index, and the same migration applies outside a transaction.
+    with connect(db) as conn:
+        conn.execute("UPDATE users SET name = email")
+        conn.execute("DROP INDEX idx_users_name")
+    assert cli("migrate", "identity", "--schemas-dir", service.parent, env=env).exit_code == 0
+    with connect(db) as conn:
+        assert "idx_users_name" in snapshot(conn)["tables"]["users"]["indexes"]
+
+
+def test_edited_and_missing_show_in_status_and_repair_accepts_an_edit(cli, service, db):
+    env = {"IDENTITY_DATABASE_URL": db}
+    schemas = service.parent
+    assert cli("migrate", "identity", "--schemas-dir", schemas, env=env).exit_code == 0
+    first = next(p for p in service.glob("001_*.sql") if not p.name.endswith(".down.sql"))
+    first.write_text(first.read_text() + "\n-- explains the index choice\n")
+    result = cli("status", "identity", "--json", "--exit-code", "--schemas-dir", schemas, env=env)
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)[0]
+    assert data["edited"] == [str(first)]
+    assert cli("migrate", "identity", "--schemas-dir", schemas, env=env).exit_code == 4
+
+    repaired = cli("repair", "identity", "--schemas-dir", schemas, env=env)
+    assert repaired.exit_code == 0 and "001_create_users_table" in repaired.stdout
+    assert cli("migrate", "identity", "--schemas-dir", schemas, env=env).exit_code == 0
+    with connect(db) as conn:
+        recorded = conn.execute("SELECT up_sha256 FROM _dbtool_checksum WHERE migration_id = %s",
+                                (first.name[:-4],)).fetchone()[0]
+    assert recorded == mig.sha256(first.read_bytes())
+
+    for path in sorted(service.glob("002_*")):
+        path.unlink()
+    result = cli("status", "identity", "--json", "--schemas-dir", schemas, env=env)
+    assert json.loads(result.stdout)[0]["missing"] == ["002_create_refresh_tokens_table"]
+
+
+def test_migrations_applied_by_plain_yoyo_are_unknown_until_repaired(service, db):
+    tree = mig.load_tree(service)
+    with connect(db) as conn:
+        mig.migrate_connection(conn, tree)
+        conn.execute("DELETE FROM _dbtool_checksum")
+        state = mig.read_state(conn, tree)
+    assert [m.id for m in state.unknown] == [m.id for m in tree]
+    assert all(state.state_of(m) == "unknown" for m in tree)
+
+
+def test_rollback_force_drops_rows_the_guard_protects(cli, service, db):
+    env = {"IDENTITY_DATABASE_URL": db}
+    schemas = service.parent
+    add(service, "add_user_nickname", "ALTER TABLE users ADD COLUMN nickname TEXT;",
+        "ALTER TABLE users DROP COLUMN nickname;")
+    assert cli("migrate", "identity", "--schemas-dir", schemas, env=env).exit_code == 0
+    with connect(db) as conn:
+        conn.execute("INSERT INTO users (email, password_hash, role, name) VALUES ('n@x.io', 'h', 'student', 'N')")
+    # An empty column may go: nothing is lost.
+    assert cli("rollback", "identity", "--schemas-dir", schemas, env=env).exit_code == 0
+    assert cli("migrate", "identity", "--schemas-dir", schemas, env=env).exit_code == 0
+    with connect(db) as conn:
+        conn.execute("UPDATE users SET nickname = 'nick'")
+    refused = cli("rollback", "identity", "--schemas-dir", schemas, env=env)
+    assert refused.exit_code == 4 and "column users.nickname, which holds rows" in refused.stderr
+    assert cli("rollback", "identity", "--force", "--schemas-dir", schemas, env=env).exit_code == 0
+    with connect(db) as conn:
+        assert "nickname" not in snapshot(conn)["tables"]["users"]["columns"]
+
+
+def test_dropped_objects_are_parsed_not_matched():
+    assert mig.dropped_objects("DROP TABLE a, s.b CASCADE") == [("a", None), ("s.b", None)]
+    assert mig.dropped_objects("ALTER TABLE t DROP COLUMN c, ADD COLUMN d int") == [("t", "c")]
+    assert mig.dropped_objects("-- DROP TABLE x\nSELECT 'DROP TABLE y'") == []
+    assert mig.dropped_objects("DROP INDEX idx_t_c") == []
+
+
+def test_prod_asks_for_yes(cli, service, db):
+    env = {"IDENTITY_DATABASE_URL": db}
+    refused = cli("migrate", "identity", "--env", "prod", "--schemas-dir", service.parent, env=env)
+    assert refused.exit_code == 4
+    result = cli("migrate", "identity", "--env", "prod", "--yes", "--schemas-dir", service.parent, env=env)
+    assert result.exit_code == 0, result.output
+    with connect(db) as conn:
+        assert "users" in snapshot(conn)["tables"]
+
+
+def test_prod_never_creates_a_database(cli, service, server):
+    dsn = server.conninfo("never_created_db_prod")
+    result = cli("migrate", "identity", "--env", "prod", "--yes", "--dsn", dsn, "--schemas-dir", service.parent)
+    assert result.exit_code == 3 and "does not exist" in result.stderr
+    with psycopg.connect(server.admin) as conn:
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = 'never_created_db_prod'").fetchone() is None
+
+
+def test_wait_retries_then_reports_the_last_error(cli, service):
+    started = time.monotonic()
+    result = cli("status", "identity", "--wait", "1.5", "--dsn", "postgresql://u@127.0.0.1:1/x",
+                 "--schemas-dir", service.parent)
+    assert result.exit_code == 3 and "Connection refused" in result.stderr
+    assert time.monotonic() - started >= 1.0, "it gave up without waiting"
+
+
+def test_no_password_in_any_output(cli, service, db, server):
+    """Every command, success or failure, with a known password: the password never shows."""
+    if not server.checks_passwords:
+        pytest.skip("this test server accepts any password; the role is still used below")
+    from psycopg.conninfo import conninfo_to_dict
+
+    dbname, admin = conninfo_to_dict(db)["dbname"], conninfo_to_dict(server.admin)
+    good = server.conninfo(dbname, user=PASSWORD_ROLE, password=PASSWORD)
+    bad = server.conninfo(dbname, user=PASSWORD_ROLE, password=PASSWORD + "x")
+    schemas = ["--schemas-dir", str(service.parent)]
+    runs = [
+        cli("migrate", "identity", "--dsn", good, *schemas),
+        cli("status", "identity", "--dsn", good, "--json", *schemas),
+        cli("status", "identity", "--dsn", good, *schemas),
+        cli("migrate", "identity", "--dry-run", "--dsn", good, *schemas),
+        cli("rollback", "identity", "--all", "--dsn", good, *schemas),
+        cli("migrate", "identity", "--dsn", bad, *schemas),
+        cli("migrate", "identity", *schemas, env={"IDENTITY_DATABASE_URL": bad}),
+        cli("status", "identity", *schemas, env={"DB_HOST": admin.get("host", "localhost"),
+                                                 "DB_PORT": admin.get("port", "5432"),
+                                                 "DB_USER": PASSWORD_ROLE, "DB_PASSWORD": PASSWORD + "x"}),
+        cli("migrate", "identity", "--env", "prod", "--dsn", good, *schemas),
+    ]
+    assert [r.exit_code for r in runs] == [0, 0, 0, 0, 0, 3, 3, 3, 4]
+    for run in runs:
+        assert PASSWORD not in run.output
+
+
+def test_yoyo_reads_a_dbtool_database(service, db, tmp_path):
+    """dbtool records migrations in yoyo's own tables under yoyo's ids, so yoyo sees them applied."""
+    import shutil
+    from urllib.parse import quote
+
+    from psycopg.conninfo import conninfo_to_dict
+    from yoyo import get_backend, read_migrations
+
+    tree = mig.load_tree(service)
+    with connect(db) as conn:
+        mig.migrate_connection(conn, tree[:-1])
+    for m in tree:  # yoyo's layout: <id>.sql and <id>.rollback.sql
+        shutil.copy(m.up, tmp_path / m.up.name)
+        shutil.copy(m.down, tmp_path / f"{m.id}.rollback.sql")
+    parts = conninfo_to_dict(db)
+    auth = quote(parts.get("user", "postgres")) + (f":{quote(parts['password'])}" if parts.get("password") else "")
+    host = parts.get("host", "localhost")
+    url = (f"postgresql+psycopg://{auth}@/{parts['dbname']}?host={host}" if host.startswith("/") else
+           f"postgresql+psycopg://{auth}@{host}:{parts.get('port', 5432)}/{parts['dbname']}")
+    backend = get_backend(url)
+    try:
+        pending = backend.to_apply(read_migrations(str(tmp_path)))
+        assert [m.id for m in pending] == [tree[-1].id]
+    finally:
+        backend.connection.close()

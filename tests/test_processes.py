@@ -1,0 +1,128 @@
+"""Real processes: many dbtool runs at once, and dbtool killed at any moment of a slow migration."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from conftest import connect
+from dbtool import migrations as mig
+from dbtool.schema import snapshot
+from dbtool.triggers import FUNCTION as TRIGGER_FUNCTION, trigger_name
+
+SERVICES = ("chat", "course", "identity")
+
+
+def dbtool(*args: str, env: dict[str, str], **kw) -> subprocess.Popen:
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL") and not k.startswith("DB_")}
+    return subprocess.Popen([sys.executable, "-m", "dbtool", *args], env={**clean, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def drop(server, names: list[str]) -> None:
+    with psycopg.connect(server.admin, autocommit=True) as conn:
+        for name in names:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_eight_concurrent_migrates_apply_each_migration_once(project, server):
+    names = {s: f"conc_{s}_{uuid.uuid4().hex[:8]}" for s in SERVICES}
+    env = {f"{s.upper()}_DATABASE_URL": server.conninfo(n) for s, n in names.items()}
+    try:
+        # The databases do not exist yet: the runs also race to create them.
+        runs = [dbtool("migrate", "--schemas-dir", str(project / "schemas"), "--lock-timeout", "120", env=env)
+                for _ in range(8)]
+        outcomes = [(p.wait(timeout=180), p.stderr.read()) for p in runs]
+        assert all(code == 0 for code, _ in outcomes), outcomes
+        for service, name in names.items():
+            tree = mig.load_tree(project / "schemas" / service)
+            with connect(server.conninfo(name)) as conn:
+                applies = conn.execute(
+                    "SELECT migration_id, count(*) FROM _yoyo_log WHERE operation = 'apply' GROUP BY 1"
+                ).fetchall()
+                assert dict(applies) == {m.id: 1 for m in tree}
+                assert conn.execute("SELECT count(*) FROM _yoyo_migration").fetchone()[0] == len(tree)
+    finally:
+        drop(server, list(names.values()))
+
+
+SLOW = [
+    ("slow_first", "CREATE TABLE slow_a (id int);\nSELECT pg_sleep(0.3);\nALTER TABLE slow_a ADD COLUMN b int;\n"
+                   "SELECT pg_sleep(0.3);\nCREATE INDEX idx_slow_a_b ON slow_a (b);\n",
+     "DROP TABLE slow_a;\n"),
+    ("slow_second", "CREATE TABLE slow_b (id int);\nSELECT pg_sleep(0.3);\nINSERT INTO slow_b VALUES (1);\n"
+                    "SELECT pg_sleep(0.3);\nALTER TABLE slow_b ADD COLUMN c text;\n",
+     "DROP TABLE slow_b;\n"),
+]
+
+
+def wait_until_alone(conninfo: str) -> None:
+    """A killed client's server process needs a moment to notice and roll back."""
+    with connect(conninfo) as conn:
+        for _ in range(100):
+            others = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+            if others == 0:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the killed run's session is still there")
+
+
+def without_synced_triggers(snap: dict) -> dict:
+    """The schema minus what `dbtool triggers` adds after the last migration: not a migration boundary."""
+    tables = {
+        name: {**t, "triggers": {k: v for k, v in t["triggers"].items() if k != trigger_name(name)}}
+        for name, t in snap["tables"].items()
+    }
+    functions = {k: v for k, v in snap["functions"].items() if k != f"{TRIGGER_FUNCTION}()"}
+    return {"tables": tables, "functions": functions}
+
+
+def test_sigkill_at_any_moment_leaves_a_migration_boundary(project, new_db):
+    folder: Path = project / "schemas" / "identity"
+    first = len(mig.load_tree(folder)) + 1
+    for offset, (name, up, down) in enumerate(SLOW):
+        (folder / f"{first + offset:03d}_{name}.sql").write_text(up)
+        (folder / f"{first + offset:03d}_{name}.down.sql").write_text(down)
+    tree = mig.load_tree(folder)
+
+    reference = new_db("ref")
+    boundaries = []
+    with connect(reference) as conn:
+        boundaries.append(snapshot(conn))
+        for m in tree:
+            mig.migrate_connection(conn, tree, to=m.version)
+            boundaries.append(snapshot(conn))
+
+    target = new_db("kill")
+    env = {"IDENTITY_DATABASE_URL": target}
+    seen = set()
+    for delay in (0.2, 0.5, 0.8, 1.1, 1.4, 1.7, 2.0, 0.9, 1.3):
+        run = dbtool("migrate", "identity", "--schemas-dir", str(project / "schemas"), env=env)
+        time.sleep(delay)
+        run.send_signal(signal.SIGKILL)
+        run.wait(timeout=30)
+        wait_until_alone(target)
+        with connect(target) as conn:
+            now = without_synced_triggers(snapshot(conn))
+            state = mig.read_state(conn, tree)
+        assert now in boundaries, f"killed after {delay}s between two migration boundaries"
+        seen.add(boundaries.index(now))
+        # The record commits with the changes: what is recorded is exactly what is there.
+        assert len(state.applied) == boundaries.index(now)
+
+    finish = dbtool("migrate", "identity", "--schemas-dir", str(project / "schemas"), env=env)
+    assert finish.wait(timeout=60) == 0, finish.stderr.read()
+    with connect(target) as conn:
+        assert without_synced_triggers(snapshot(conn)) == boundaries[-1]
+        assert trigger_name("users") in snapshot(conn)["tables"]["users"]["triggers"]
+    assert len(seen) >= 2, "the kills should have landed at different points"
