@@ -10,6 +10,7 @@ from typing import Annotated, Callable, Optional
 import typer
 
 from . import api, references, render, seed as seeding
+from . import audit as index_audit
 from . import server as embedded
 from .config import Settings, make_settings, redact, secrets
 from .errors import DbtoolError, ExitCode, Refused
@@ -227,6 +228,32 @@ def check_references(
     reports = references.check(settings, services)
     render.references(reports, json)
     if any(not r.clean for r in reports):
+        raise typer.Exit(int(ExitCode.FINDINGS))
+
+
+@app.command("audit-indexes")
+@handled
+def audit_indexes(
+    services: Services = None,
+    fail_on: Annotated[Optional[str], typer.Option(
+        "--fail-on", help="Exit 1 when a finding reaches this level: error, warning or info (default: never).",
+        show_default=False)] = None,
+    min_size: Annotated[str, typer.Option(
+        "--min-size", help="Report unused indexes only from this size on: bytes, or e.g. 8kB, 1MB.")] = "0",
+    json: Json = False,
+    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
+    wait: Wait = 0.0, traceback: Traceback = False,
+) -> None:
+    """Report unused, duplicate, redundant and invalid indexes, foreign keys without an index, and
+    tables read by sequential scans, each with the SQL that fixes it. Changes nothing.
+
+    With --dsn and no SERVICE it audits any database, every user schema. Silence a finding in
+    schemas/<service>/dbtool.toml with [[audit.silence]] index = "..." and reason = "...".
+    """
+    settings = _settings(env, schemas_dir, dsn, wait)
+    results = index_audit.audit(settings, services, min_size=min_size, fail_on=fail_on)
+    render.audit(results, json)
+    if index_audit.reaches(results, fail_on):
         raise typer.Exit(int(ExitCode.FINDINGS))
 
 

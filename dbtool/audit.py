@@ -1,0 +1,505 @@
+"""The index audit: unused, duplicate, redundant, invalid and missing indexes, read from the catalog.
+
+`audit_connection` sends the same four catalog queries whatever the size of the database (no query
+per table or index) and does the comparing in Python. It changes nothing: every finding carries the
+SQL that would fix it, for a person to run.
+
+Usage evidence (unused indexes, sequential scans) comes from the statistics collector. A database
+whose collector has nothing (track_counts off, or no table ever written, read or analysed since the
+last reset) gets the structural checks only, and a notice saying why the usage checks were skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+from pglast.stream import maybe_double_quote_name
+from psycopg.conninfo import conninfo_to_dict
+
+from . import server
+from .config import Settings, resolve_target, select_services
+from .errors import BadInput, DatabaseUnavailable
+from .migrations import TRACKING_TABLES
+from .references import load_toml
+
+CONFIG_FILE = "dbtool.toml"
+LEVELS = ("error", "warning", "info")  # most severe first
+KIND_LEVEL = {
+    "invalid": "error",
+    "duplicate": "warning",
+    "redundant": "warning",
+    "fk-without-index": "warning",
+    "unused": "info",
+    "seq-scan": "info",
+}
+# A table is worth an index when it is scanned whole often, over many rows, and rarely by an index.
+SEQ_SCAN_MIN_SCANS = 50
+SEQ_SCAN_MIN_ROWS = 10_000  # average rows read per sequential scan
+_MAX_NAME = 63  # NAMEDATALEN - 1: PostgreSQL truncates longer identifiers
+
+# Every user schema; never the system ones, nor dbtool's and yoyo's bookkeeping tables.
+_USER_RELATION = """n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+  AND t.relname <> ALL(%(skip)s::text[])"""
+
+_DATABASE = """
+SELECT current_database(), d.stats_reset, current_setting('track_counts')::boolean
+FROM pg_stat_database d WHERE d.datname = current_database()"""
+
+_INDEXES = f"""
+SELECT i.indexrelid::int8, i.indrelid::int8, n.nspname, t.relname, c.relname,
+       quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+       am.amname, i.indisunique, i.indisprimary, i.indisexclusion, i.indisvalid, i.indnullsnotdistinct,
+       i.indnkeyatts, i.indkey::int2[], i.indclass::oid[], i.indcollation::oid[], i.indoption::int2[],
+       pg_get_expr(i.indexprs, i.indrelid), pg_get_expr(i.indpred, i.indrelid),
+       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnatts) k),
+       pg_relation_size(i.indexrelid), s.idx_scan, k.conname, k.contype::text, c.relispartition,
+       pg_get_indexdef(i.indexrelid)
+FROM pg_index i
+JOIN pg_class c ON c.oid = i.indexrelid
+JOIN pg_class t ON t.oid = i.indrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+JOIN pg_am am ON am.oid = c.relam
+LEFT JOIN pg_stat_all_indexes s ON s.indexrelid = i.indexrelid
+LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x')
+WHERE {_USER_RELATION}
+ORDER BY n.nspname, t.relname, c.relname"""
+
+_FOREIGN_KEYS = f"""
+SELECT k.conname, k.conrelid::int8, n.nspname, t.relname,
+       quote_ident(n.nspname) || '.' || quote_ident(t.relname),
+       k.conkey::int2[],
+       ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(attnum, ord)
+             JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum ORDER BY u.ord)::text[],
+       pg_get_constraintdef(k.oid, true), pg_table_size(t.oid), s.n_live_tup
+FROM pg_constraint k
+JOIN pg_class t ON t.oid = k.conrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+LEFT JOIN pg_stat_all_tables s ON s.relid = t.oid
+WHERE k.contype = 'f' AND k.conparentid = 0 AND {_USER_RELATION}
+ORDER BY n.nspname, t.relname, k.conname"""
+
+_TABLES = f"""
+SELECT t.oid::int8, n.nspname, t.relname, quote_ident(n.nspname) || '.' || quote_ident(t.relname),
+       s.seq_scan, s.seq_tup_read, s.idx_scan, s.n_live_tup,
+       coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0),
+       s.last_analyze IS NOT NULL OR s.last_autoanalyze IS NOT NULL,
+       pg_table_size(t.oid)
+FROM pg_class t
+JOIN pg_namespace n ON n.oid = t.relnamespace
+LEFT JOIN pg_stat_all_tables s ON s.relid = t.oid
+WHERE t.relkind IN ('r', 'p', 'm') AND {_USER_RELATION}
+ORDER BY n.nspname, t.relname"""
+
+QUERIES = 4  # what audit_connection sends, whatever the database holds
+
+
+# ---------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Index:
+    oid: int
+    table_oid: int
+    schema: str
+    table: str
+    name: str
+    qualified: str  # quoted for SQL
+    am: str
+    unique: bool
+    primary: bool
+    exclusion: bool
+    valid: bool
+    nulls_not_distinct: bool
+    key_count: int
+    key: tuple[int, ...]  # attnums; 0 for an expression
+    opclasses: tuple[int, ...]
+    collations: tuple[int, ...]
+    options: tuple[int, ...]
+    expressions: str | None
+    predicate: str | None
+    columns: tuple[str, ...]  # key and INCLUDE columns as written
+    size: int
+    scans: int | None  # None: the collector has no entry for it
+    constraint: str | None
+    constraint_type: str | None  # p, u or x
+    partition: bool
+    definition: str
+
+    @property
+    def enforces(self) -> bool:
+        """Unique, primary key or exclusion: dropping it would drop a rule, not only speed."""
+        return self.unique or self.primary or self.exclusion
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return self.columns[: self.key_count]
+
+    def shape(self) -> str:
+        where = f" WHERE {self.predicate}" if self.predicate else ""
+        include = self.columns[self.key_count:]
+        extra = f" INCLUDE ({', '.join(include)})" if include else ""
+        return f"{self.am} ({', '.join(self.key_columns)}){extra}{where}"
+
+    def describe(self) -> str:
+        """The index as named in evidence, with the rule it backs if any."""
+        rule = {"p": "PRIMARY KEY", "u": "UNIQUE constraint", "x": "EXCLUSION constraint"}.get(
+            self.constraint_type or "")
+        if rule:
+            return f"{self.name} {self.shape()} (the index of {rule} {self.constraint})"
+        return f"{'unique index ' if self.unique else ''}{self.name} {self.shape()}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str
+    kind: str
+    schema: str
+    table: str
+    index: str | None  # None for a table-level finding
+    subject: str  # what a silence names: the index, the foreign key, or the table
+    size: int  # bytes of the index, or of the table for table-level findings
+    evidence: str
+    fix: str
+
+
+@dataclass
+class Report:
+    database: str
+    stats_reset: datetime | None
+    usage_checked: bool  # False when the collector had nothing, see notice
+    notice: str | None
+    tables: int
+    indexes: int
+    statements: int
+    findings: list[Finding] = field(default_factory=list)
+    silenced: list[tuple[Finding, str]] = field(default_factory=list)
+
+
+@dataclass
+class ServiceAudit:
+    service: str  # the service, or the database name for a plain --dsn
+    where: str
+    report: Report
+
+
+# ---------------------------------------------------------------- options
+
+
+def check_level(level: str | None, option: str = "--fail-on") -> str | None:
+    if level is not None and level not in LEVELS:
+        raise BadInput(f"{option}: unknown level {level!r}; use one of {', '.join(LEVELS)}")
+    return level
+
+
+_UNITS = {"": 1, "b": 1, "bytes": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3, "tb": 1024**4}
+
+
+def parse_size(text: str | int, option: str = "--min-size") -> int:
+    """Bytes from '8kB', '1MB', '2GB' or a plain number of bytes; units of 1024 as PostgreSQL uses them."""
+    if isinstance(text, int):
+        value, unit = float(text), ""
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+        if not match or match[2].lower() not in _UNITS:
+            raise BadInput(f"{option}: {text!r} is not a size; write bytes or a number with kB, MB, GB,"
+                           " e.g. --min-size 1MB")
+        value, unit = float(match[1]), match[2].lower()
+    if value < 0:
+        raise BadInput(f"{option}: {text!r} is negative; give a size such as 8kB")
+    return int(value * _UNITS[unit])
+
+
+def pretty_size(size: int) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if size < 10 * 1024 or unit == "GB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.0f} {unit}"
+        size = size / 1024  # type: ignore[assignment]
+    return f"{size} TB"
+
+
+def load_silences(settings: Settings, service: str) -> dict[str, str]:
+    """{index name: reason} from [[audit.silence]] in the service's dbtool.toml; none without the file."""
+    path = settings.schemas_dir / service / CONFIG_FILE
+    if not path.exists():
+        return {}
+    section = load_toml(path).get("audit", {})
+    entries = section.get("silence", []) if isinstance(section, dict) else None
+    if not isinstance(entries, list):
+        raise BadInput(f"{path}: [audit] silence must be a list of [[audit.silence]] tables with index and reason")
+    silences = {}
+    for n, entry in enumerate(entries, 1):
+        name = entry.get("index") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            raise BadInput(f"{path}: [[audit.silence]] entry {n} names no index; add index = \"<index name>\"")
+        reason = entry.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            raise BadInput(f"{path}: the silence of index {name} has no reason; add reason = \"<why it stays>\"")
+        silences[name] = reason.strip()
+    return silences
+
+
+# ---------------------------------------------------------------- the audit
+
+
+def audit(
+    settings: Settings, services: list[str] | None = None, min_size: int | str = 0,
+    fail_on: str | None = None,
+) -> list[ServiceAudit]:
+    """Audit each selected service's database, or with --dsn and no SERVICE the --dsn database alone."""
+    check_level(fail_on)
+    min_bytes = parse_size(min_size)
+    if settings.dsn is not None and not services:
+        # Any database at all: no service folder, so no silences.
+        dbname = str(conninfo_to_dict(settings.dsn).get("dbname") or "")
+        plans = [(dbname or "--dsn", settings.dsn, server.describe(settings.dsn) + " (--dsn)", {})]
+    else:
+        plans = []
+        chosen = select_services(settings, services)
+        silences = {s: load_silences(settings, s) for s in chosen}  # bad config fails before any connection
+        for service in chosen:
+            target = resolve_target(service, settings)
+            conninfo = server.target_conninfo(target, settings)
+            if not _database_exists(conninfo, settings):
+                raise DatabaseUnavailable(
+                    f"{service}: database {target.dbname} does not exist; run 'dbtool migrate {service}' first")
+            plans.append((service, conninfo, server.describe_target(target, conninfo), silences[service]))
+    results = []
+    for name, conninfo, where, silences_of in plans:
+        with server.connect(conninfo, wait=settings.wait) as conn:
+            report = audit_connection(conn, min_size_bytes=min_bytes, silences=silences_of)
+        results.append(ServiceAudit(name, where, report))
+    return results
+
+
+def _database_exists(conninfo: str, settings: Settings) -> bool:
+    from .api import _exists  # api's check, without importing api at module load
+
+    return _exists(conninfo, settings)
+
+
+def reaches(results: list[ServiceAudit], level: str | None) -> bool:
+    """True when any finding that is not silenced is at least as severe as level."""
+    if level is None:
+        return False
+    worst = LEVELS.index(level)
+    return any(LEVELS.index(f.level) <= worst for r in results for f in r.report.findings)
+
+
+def audit_connection(
+    conn: psycopg.Connection, *, min_size_bytes: int = 0, silences: dict[str, str] | None = None,
+) -> Report:
+    """Every finding on one open connection, with QUERIES catalog queries in all."""
+    params = {"skip": list(TRACKING_TABLES)}
+    cur = conn.cursor()
+    database, stats_reset, track_counts = cur.execute(_DATABASE).fetchone()  # type: ignore[misc]
+    indexes = [_index(row) for row in cur.execute(_INDEXES, params).fetchall()]
+    foreign_keys = cur.execute(_FOREIGN_KEYS, params).fetchall()
+    tables = cur.execute(_TABLES, params).fetchall()
+    cur.close()
+
+    # Rows read, written, present or analysed; not seq_scan alone: CREATE INDEX counts as a scan.
+    has_stats = track_counts and any(
+        (seq_read or 0) + (idx or 0) + (live or 0) + writes > 0 or analysed
+        for _, _, _, _, _, seq_read, idx, live, writes, analysed, _ in tables
+    )
+    notice = None
+    if not tables:
+        notice = f"database {database} has no user tables; nothing to audit"
+    elif not track_counts:
+        notice = (f"database {database} collects no statistics (track_counts is off); unused-index and"
+                  " sequential-scan checks skipped; set track_counts = on and audit after a day of traffic")
+    elif not has_stats:
+        notice = (f"database {database} has no usage statistics yet (no table read, written or analysed"
+                  " since the statistics began); unused-index and sequential-scan checks skipped;"
+                  " audit again after real traffic")
+
+    findings: dict[str, Finding] = {}  # one finding per subject: the first, most severe kind wins
+    live = [i for i in indexes if i.valid and not i.partition]
+    for finding in (
+        _invalid(indexes) + _duplicates(live) + _redundant(live) + _missing_fk_indexes(foreign_keys, indexes)
+        + (_unused(live, foreign_keys, stats_reset, min_size_bytes) + _seq_scans(tables) if has_stats else [])
+    ):
+        findings.setdefault(finding.subject, finding)
+
+    silences = silences or {}
+    report = Report(database, stats_reset, bool(has_stats), notice, len(tables), len(indexes), QUERIES)
+    for finding in findings.values():
+        if finding.subject in silences:
+            report.silenced.append((finding, silences[finding.subject]))
+        else:
+            report.findings.append(finding)
+    report.findings.sort(key=lambda f: (LEVELS.index(f.level), f.schema, f.table, f.subject))
+    return report
+
+
+def _index(row: tuple) -> Index:
+    (oid, table_oid, schema, table, name, qualified, am, unique, primary, exclusion, valid, nnd, nkey,
+     key, opclasses, collations, options, exprs, pred, columns, size, scans, conname, contype,
+     partition, definition) = row
+    return Index(oid, table_oid, schema, table, name, qualified, am, unique, primary, exclusion, valid,
+                 bool(nnd), nkey, tuple(key), tuple(opclasses), tuple(collations), tuple(options), exprs,
+                 pred, tuple(columns), size, scans, conname, contype, partition, definition)
+
+
+def _finding(kind: str, index: Index, evidence: str, fix: str) -> Finding:
+    return Finding(KIND_LEVEL[kind], kind, index.schema, index.table, index.name, index.name, index.size,
+                   evidence, fix)
+
+
+def _drop(index: Index) -> str:
+    """The fix that removes an index: its constraint when it backs one, else the index itself."""
+    if index.constraint:
+        table = f"{maybe_double_quote_name(index.schema)}.{maybe_double_quote_name(index.table)}"
+        return f"ALTER TABLE {table} DROP CONSTRAINT {maybe_double_quote_name(index.constraint)};"
+    return f"DROP INDEX CONCURRENTLY IF EXISTS {index.qualified};"
+
+
+def _invalid(indexes: list[Index]) -> list[Finding]:
+    found = []
+    for index in indexes:
+        if index.valid:
+            continue
+        if re.search(r"_cc(new|old)\d*$", index.name):
+            # A leftover of a failed REINDEX CONCURRENTLY: the original index is still there.
+            fix = f"DROP INDEX CONCURRENTLY IF EXISTS {index.qualified};"
+            why = "left behind by a failed REINDEX CONCURRENTLY; the index it was rebuilding still serves"
+        else:
+            fix = f"REINDEX INDEX CONCURRENTLY {index.qualified};"
+            why = ("a CREATE INDEX CONCURRENTLY failed (or is still running): the index is maintained on every"
+                   " write but no query uses it; rebuild it, or DROP INDEX CONCURRENTLY and create it again")
+        found.append(_finding("invalid", index, f"{index.name} is not valid: {why}", fix))
+    return found
+
+
+def _same_columns(a: Index, b: Index, n: int) -> bool:
+    """The first n key columns match: attributes, operator classes, collations and sort options."""
+    return (a.key[:n] == b.key[:n] and a.opclasses[:n] == b.opclasses[:n]
+            and a.collations[:n] == b.collations[:n] and a.options[:n] == b.options[:n])
+
+
+def _rank(index: Index) -> tuple:
+    """Which of two equal indexes to keep: a primary key, then a constraint, then unique, then by name."""
+    return (not index.primary, index.constraint is None, not index.unique, index.name)
+
+
+def _duplicate_pairs(indexes: list[Index]) -> list[tuple[Index, Index]]:
+    """(the one to drop, the one to keep) for indexes equal in every respect that matters to a query."""
+    groups: dict[tuple, list[Index]] = {}
+    for index in indexes:
+        if index.exclusion:  # the operators of an exclusion constraint are not in pg_index
+            continue
+        key = (index.table_oid, index.am, index.key, index.key_count, index.opclasses, index.collations,
+               index.options, index.expressions, index.predicate, index.unique, index.nulls_not_distinct)
+        groups.setdefault(key, []).append(index)
+    pairs = []
+    for group in groups.values():
+        keep, *others = sorted(group, key=_rank)
+        for index in others:
+            if index.primary or (index.constraint and not keep.constraint):
+                continue  # never drop the rule while keeping a plain index
+            pairs.append((index, keep))
+    return pairs
+
+
+def _duplicates(indexes: list[Index]) -> list[Finding]:
+    return [
+        _finding("duplicate", index,
+                 f"{index.describe()} duplicates {keep.describe()}: same columns, operator classes, expressions"
+                 f" and predicate; keep {keep.name}", _drop(index))
+        for index, keep in _duplicate_pairs(indexes)
+    ]
+
+
+def _redundant(indexes: list[Index]) -> list[Finding]:
+    """A plain index served by another: its leading prefix (btree), or its equal that enforces a rule."""
+    dropped = {index.oid for index, _ in _duplicate_pairs(indexes)}
+    found = []
+    for index in indexes:
+        if index.enforces or index.expressions is not None or index.oid in dropped:
+            continue
+        n = index.key_count
+        covers = [
+            other for other in indexes
+            if other is not index and other.table_oid == index.table_oid and other.oid not in dropped
+            and other.am == index.am and other.predicate == index.predicate and not other.exclusion
+            and (
+                (index.am == "btree" and other.key_count > n and _same_columns(index, other, n))
+                or (other.enforces and other.key_count == n and other.expressions is None
+                    and _same_columns(index, other, n))
+            )
+            # INCLUDE columns of the plain index must be somewhere in the covering one.
+            and set(index.key[n:]) <= set(other.key)
+        ]
+        if not covers:
+            continue
+        cover = min(covers, key=lambda o: (not o.enforces, o.key_count, o.name))
+        how = "has the same columns as" if cover.key_count == n else "is a leading prefix of"
+        found.append(_finding("redundant", index,
+                              f"{index.describe()} {how} {cover.describe()}, which serves every query it does",
+                              _drop(index)))
+    return found
+
+
+def _leads_with(index: Index, attnums: set[int]) -> bool:
+    """Whether a lookup by exactly these columns can use the index: they are its first key columns."""
+    n = len(attnums)
+    return (index.valid and index.predicate is None and index.key_count >= n
+            and set(index.key[:n]) == attnums and index.am in ("btree", "hash"))
+
+
+def _missing_fk_indexes(foreign_keys: list[tuple], indexes: list[Index]) -> list[Finding]:
+    by_table: dict[int, list[Index]] = {}
+    for index in indexes:
+        by_table.setdefault(index.table_oid, []).append(index)
+    found = []
+    for conname, table_oid, schema, table, qualified, conkey, columns, definition, size, rows in foreign_keys:
+        if any(_leads_with(i, set(conkey)) for i in by_table.get(table_oid, [])):
+            continue
+        name = f"idx_{table}_{'_'.join(columns)}"[:_MAX_NAME]
+        cols = ", ".join(maybe_double_quote_name(c) for c in columns)
+        fix = (f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {maybe_double_quote_name(name)}"
+               f" ON {qualified} ({cols});")
+        rows_note = f" ({rows:,} rows)" if rows else ""
+        evidence = (f"foreign key {conname} {definition}: no valid index on {table}{rows_note} leads with"
+                    f" ({', '.join(columns)}), so each delete or key update of a referenced row scans {table}"
+                    " and joins on it cannot use an index")
+        found.append(Finding(KIND_LEVEL["fk-without-index"], "fk-without-index", schema, table, None, conname,
+                             size, evidence, fix))
+    return found
+
+
+def _unused(indexes: list[Index], foreign_keys: list[tuple], stats_reset: datetime | None,
+            min_size: int) -> list[Finding]:
+    fk_columns: dict[int, list[set[int]]] = {}
+    for fk in foreign_keys:
+        fk_columns.setdefault(fk[1], []).append(set(fk[5]))  # conrelid, conkey
+    since = (f"since the statistics were reset at {stats_reset:%Y-%m-%d %H:%M:%S %Z}".rstrip()
+             if stats_reset else "since the statistics began (never reset)")
+    found = []
+    for index in indexes:
+        if index.scans != 0 or index.enforces or index.constraint or index.size < min_size:
+            continue
+        if any(_leads_with(index, cols) for cols in fk_columns.get(index.table_oid, [])):
+            continue  # it serves a foreign key's checks, which are not counted as scans
+        found.append(_finding(
+            "unused", index,
+            f"{index.describe()} was never scanned {since}; it costs {pretty_size(index.size)} and slows every"
+            " write", f"DROP INDEX CONCURRENTLY IF EXISTS {index.qualified};"))
+    return found
+
+
+def _seq_scans(tables: list[tuple]) -> list[Finding]:
+    found = []
+    for _, schema, table, qualified, seq, seq_read, idx, live, _, _, size in tables:
+        if not seq or seq < SEQ_SCAN_MIN_SCANS or seq_read / seq < SEQ_SCAN_MIN_ROWS or (idx or 0) >= seq:
+            continue
+        evidence = (f"{seq:,} sequential scans read {seq_read:,} rows ({seq_read // seq:,} per scan) against"
+                    f" {idx or 0:,} index scans; {table} holds {live or 0:,} rows")
+        fix = (f"-- find the filtered columns with EXPLAIN ANALYZE of the queries on {table}, then:\n"
+               f"CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_{table}_<columns> ON {qualified} (<columns>);")
+        found.append(Finding(KIND_LEVEL["seq-scan"], "seq-scan", schema, table, None, table, size, evidence, fix))
+    return found
