@@ -55,15 +55,18 @@ SELECT i.indexrelid::int8, i.indrelid::int8, n.nspname, t.relname, c.relname,
        am.amname, i.indisunique, i.indisprimary, i.indisexclusion, i.indisvalid, i.indnullsnotdistinct,
        i.indnkeyatts, i.indkey::int2[], i.indclass::oid[], i.indcollation::oid[], i.indoption::int2[],
        pg_get_expr(i.indexprs, i.indrelid), pg_get_expr(i.indpred, i.indrelid),
-       ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnatts) k),
-       pg_relation_size(i.indexrelid), s.idx_scan, k.conname, k.contype::text, c.relispartition,
-       pg_get_indexdef(i.indexrelid)
+       ARRAY(SELECT CASE WHEN u.attnum = 0 THEN pg_get_indexdef(i.indexrelid, u.n::int, true)
+                         ELSE quote_ident(a.attname) END
+             FROM unnest(i.indkey::int2[]) WITH ORDINALITY u(attnum, n)
+             LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = u.attnum ORDER BY u.n),
+       pg_relation_size(i.indexrelid),
+       CASE WHEN c.relkind = 'I' THEN NULL ELSE pg_stat_get_numscans(i.indexrelid) END, k.conname, k.contype::text,
+       c.relispartition
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_class t ON t.oid = i.indrelid
 JOIN pg_namespace n ON n.oid = t.relnamespace
 JOIN pg_am am ON am.oid = c.relam
-LEFT JOIN pg_stat_all_indexes s ON s.indexrelid = i.indexrelid
 LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x')
 WHERE {_USER_RELATION}
 ORDER BY n.nspname, t.relname, c.relname"""
@@ -74,11 +77,10 @@ SELECT k.conname, k.conrelid::int8, n.nspname, t.relname,
        k.conkey::int2[],
        ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(attnum, ord)
              JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum ORDER BY u.ord)::text[],
-       pg_get_constraintdef(k.oid, true), pg_table_size(t.oid), s.n_live_tup
+       pg_get_constraintdef(k.oid, true)
 FROM pg_constraint k
 JOIN pg_class t ON t.oid = k.conrelid
 JOIN pg_namespace n ON n.oid = t.relnamespace
-LEFT JOIN pg_stat_all_tables s ON s.relid = t.oid
 WHERE k.contype = 'f' AND k.conparentid = 0 AND {_USER_RELATION}
 ORDER BY n.nspname, t.relname, k.conname"""
 
@@ -123,11 +125,10 @@ class Index:
     predicate: str | None
     columns: tuple[str, ...]  # key and INCLUDE columns as written
     size: int
-    scans: int | None  # None: the collector has no entry for it
+    scans: int | None  # None for a partitioned index: its partitions count the scans
     constraint: str | None
     constraint_type: str | None  # p, u or x
     partition: bool
-    definition: str
 
     @property
     def enforces(self) -> bool:
@@ -317,19 +318,22 @@ def audit_connection(
                   " since the statistics began); unused-index and sequential-scan checks skipped;"
                   " audit again after real traffic")
 
-    findings: dict[str, Finding] = {}  # one finding per subject: the first, most severe kind wins
+    findings: dict[tuple, Finding] = {}  # one finding per subject: the first, most severe kind wins
     live = [i for i in indexes if i.valid and not i.partition]
+    pairs = _duplicate_pairs(live)
     for finding in (
-        _invalid(indexes) + _duplicates(live) + _redundant(live) + _missing_fk_indexes(foreign_keys, indexes)
+        _invalid(indexes) + _duplicates(pairs) + _redundant(live, pairs)
+        + _missing_fk_indexes(foreign_keys, indexes, tables)
         + (_unused(live, foreign_keys, stats_reset, min_size_bytes) + _seq_scans(tables) if has_stats else [])
     ):
-        findings.setdefault(finding.subject, finding)
+        findings.setdefault((finding.schema, finding.table, finding.subject), finding)
 
     silences = silences or {}
     report = Report(database, stats_reset, bool(has_stats), notice, len(tables), len(indexes), QUERIES)
     for finding in findings.values():
-        if finding.subject in silences:
-            report.silenced.append((finding, silences[finding.subject]))
+        reason = silences.get(finding.subject, silences.get(f"{finding.schema}.{finding.subject}"))
+        if reason is not None:
+            report.silenced.append((finding, reason))
         else:
             report.findings.append(finding)
     report.findings.sort(key=lambda f: (LEVELS.index(f.level), f.schema, f.table, f.subject))
@@ -339,10 +343,10 @@ def audit_connection(
 def _index(row: tuple) -> Index:
     (oid, table_oid, schema, table, name, qualified, am, unique, primary, exclusion, valid, nnd, nkey,
      key, opclasses, collations, options, exprs, pred, columns, size, scans, conname, contype,
-     partition, definition) = row
+     partition) = row
     return Index(oid, table_oid, schema, table, name, qualified, am, unique, primary, exclusion, valid,
                  bool(nnd), nkey, tuple(key), tuple(opclasses), tuple(collations), tuple(options), exprs,
-                 pred, tuple(columns), size, scans, conname, contype, partition, definition)
+                 pred, tuple(columns), size, scans, conname, contype, partition)
 
 
 def _finding(kind: str, index: Index, evidence: str, fix: str) -> Finding:
@@ -405,26 +409,29 @@ def _duplicate_pairs(indexes: list[Index]) -> list[tuple[Index, Index]]:
     return pairs
 
 
-def _duplicates(indexes: list[Index]) -> list[Finding]:
+def _duplicates(pairs: list[tuple[Index, Index]]) -> list[Finding]:
     return [
         _finding("duplicate", index,
                  f"{index.describe()} duplicates {keep.describe()}: same columns, operator classes, expressions"
                  f" and predicate; keep {keep.name}", _drop(index))
-        for index, keep in _duplicate_pairs(indexes)
+        for index, keep in pairs
     ]
 
 
-def _redundant(indexes: list[Index]) -> list[Finding]:
+def _redundant(indexes: list[Index], pairs: list[tuple[Index, Index]]) -> list[Finding]:
     """A plain index served by another: its leading prefix (btree), or its equal that enforces a rule."""
-    dropped = {index.oid for index, _ in _duplicate_pairs(indexes)}
+    dropped = {index.oid for index, _ in pairs}
+    by_table: dict[int, list[Index]] = {}
+    for index in indexes:
+        by_table.setdefault(index.table_oid, []).append(index)
     found = []
     for index in indexes:
         if index.enforces or index.expressions is not None or index.oid in dropped:
             continue
         n = index.key_count
         covers = [
-            other for other in indexes
-            if other is not index and other.table_oid == index.table_oid and other.oid not in dropped
+            other for other in by_table[index.table_oid]
+            if other is not index and other.oid not in dropped
             and other.am == index.am and other.predicate == index.predicate and not other.exclusion
             and (
                 (index.am == "btree" and other.key_count > n and _same_columns(index, other, n))
@@ -451,12 +458,14 @@ def _leads_with(index: Index, attnums: set[int]) -> bool:
             and set(index.key[:n]) == attnums and index.am in ("btree", "hash"))
 
 
-def _missing_fk_indexes(foreign_keys: list[tuple], indexes: list[Index]) -> list[Finding]:
+def _missing_fk_indexes(foreign_keys: list[tuple], indexes: list[Index], tables: list[tuple]) -> list[Finding]:
+    size_rows = {oid: (size, live) for oid, _, _, _, _, _, _, live, _, _, size in tables}
     by_table: dict[int, list[Index]] = {}
     for index in indexes:
         by_table.setdefault(index.table_oid, []).append(index)
     found = []
-    for conname, table_oid, schema, table, qualified, conkey, columns, definition, size, rows in foreign_keys:
+    for conname, table_oid, schema, table, qualified, conkey, columns, definition in foreign_keys:
+        size, rows = size_rows.get(table_oid, (0, None))
         if any(_leads_with(i, set(conkey)) for i in by_table.get(table_oid, [])):
             continue
         name = f"idx_{table}_{'_'.join(columns)}"[:_MAX_NAME]

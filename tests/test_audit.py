@@ -67,6 +67,19 @@ def test_duplicate_is_found_and_its_fix_removes_it(crafted):
     assert _index_exists(crafted, "idx_children_a") and not _index_exists(crafted, "idx_children_a_again")
 
 
+def test_the_index_that_enforces_a_rule_is_the_one_kept(crafted):
+    run(crafted, "CREATE UNIQUE INDEX idx_parents_code_unique ON parents (code)",  # same rule as parents_code_key
+        "ALTER TABLE children ADD CONSTRAINT children_c_key UNIQUE (c)",
+        "ALTER TABLE children ADD CONSTRAINT children_c_key_again UNIQUE (c)")
+    report = audit(crafted)
+    assert subjects(report, "duplicate") == {"idx_parents_code_unique", "children_c_key_again"}
+    assert "keep parents_code_key" in finding(report, "idx_parents_code_unique").evidence
+    again = finding(report, "children_c_key_again")
+    assert again.fix == "ALTER TABLE public.children DROP CONSTRAINT children_c_key_again;"
+    run(crafted, again.fix, finding(report, "idx_parents_code_unique").fix)
+    assert not subjects(audit(crafted), "duplicate")
+
+
 def test_a_different_operator_class_collation_or_predicate_is_no_duplicate(crafted):
     run(crafted,
         "CREATE INDEX idx_children_c ON children (c)",
@@ -356,6 +369,20 @@ def test_an_unreachable_server(cli, project):
     assert result.exit_code == 3
     assert "cannot connect to someone@127.0.0.1:1/identity_db_dev" in one_error_line(result)
     assert "hunter22" not in result.output
+
+
+def test_a_service_database_that_does_not_exist(cli, project, server):
+    missing = server.conninfo("identity_db_that_is_not_there")
+    result = cli("audit-indexes", "identity", "--schemas-dir", project / "schemas", env=env_for("identity", missing))
+    assert result.exit_code == 3
+    assert "dbtool migrate identity" in one_error_line(result)
+
+
+def test_a_freshly_migrated_database_says_why_usage_was_not_checked(cli, project, identity_v2):
+    result = audit_cli(cli, project, identity_v2)
+    assert result.exit_code == 0, result.stderr
+    assert "no usage statistics yet" in result.stdout and "never reset" in result.stdout
+    assert "DROP INDEX CONCURRENTLY IF EXISTS public.idx_users_email;" in result.stdout
 
 
 def test_every_service_folder_by_default(cli, project, new_db):
