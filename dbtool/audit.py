@@ -14,14 +14,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import psycopg
 from pglast.stream import maybe_double_quote_name
 from psycopg.conninfo import conninfo_to_dict
 
 from . import server
-from .config import Settings, resolve_target, select_services
+from .api import _exists as database_exists
+from .config import Settings, describe, resolve_target, select_services
 from .errors import BadInput, DatabaseUnavailable
 from .migrations import TRACKING_TABLES
 from .references import load_toml
@@ -215,11 +215,15 @@ def parse_size(text: str | int, option: str = "--min-size") -> int:
 
 
 def pretty_size(size: int) -> str:
-    for unit in ("bytes", "kB", "MB", "GB"):
-        if size < 10 * 1024 or unit == "GB":
-            return f"{size} {unit}" if unit == "bytes" else f"{size:.0f} {unit}"
-        size = size / 1024  # type: ignore[assignment]
-    return f"{size} TB"
+    """Like pg_size_pretty: bytes below 10 kB, then kB, MB and GB."""
+    if size < 10 * 1024:
+        return f"{size} bytes"
+    value = float(size)
+    for unit in ("kB", "MB", "GB"):
+        value /= 1024
+        if value < 10 * 1024 or unit == "GB":
+            break
+    return f"{value:.0f} {unit}"
 
 
 def load_silences(settings: Settings, service: str) -> dict[str, str]:
@@ -256,7 +260,7 @@ def audit(
     if settings.dsn is not None and not services:
         # Any database at all: no service folder, so no silences.
         dbname = str(conninfo_to_dict(settings.dsn).get("dbname") or "")
-        plans = [(dbname or "--dsn", settings.dsn, server.describe(settings.dsn) + " (--dsn)", {})]
+        plans = [(dbname or "--dsn", settings.dsn, describe(settings.dsn) + " (--dsn)", {})]
     else:
         plans = []
         chosen = select_services(settings, services)
@@ -264,7 +268,7 @@ def audit(
         for service in chosen:
             target = resolve_target(service, settings)
             conninfo = server.target_conninfo(target, settings)
-            if not _database_exists(conninfo, settings):
+            if not database_exists(conninfo, settings):
                 raise DatabaseUnavailable(
                     f"{service}: database {target.dbname} does not exist; run 'dbtool migrate {service}' first")
             plans.append((service, conninfo, server.describe_target(target, conninfo), silences[service]))
@@ -274,12 +278,6 @@ def audit(
             report = audit_connection(conn, min_size_bytes=min_bytes, silences=silences_of)
         results.append(ServiceAudit(name, where, report))
     return results
-
-
-def _database_exists(conninfo: str, settings: Settings) -> bool:
-    from .api import _exists  # api's check, without importing api at module load
-
-    return _exists(conninfo, settings)
 
 
 def reaches(results: list[ServiceAudit], level: str | None) -> bool:
@@ -463,12 +461,19 @@ def _missing_fk_indexes(foreign_keys: list[tuple], indexes: list[Index], tables:
     by_table: dict[int, list[Index]] = {}
     for index in indexes:
         by_table.setdefault(index.table_oid, []).append(index)
+    taken = {(i.schema, i.name) for i in indexes}
     found = []
     for conname, table_oid, schema, table, qualified, conkey, columns, definition in foreign_keys:
         size, rows = size_rows.get(table_oid, (0, None))
         if any(_leads_with(i, set(conkey)) for i in by_table.get(table_oid, [])):
             continue
-        name = f"idx_{table}_{'_'.join(columns)}"[:_MAX_NAME]
+        # IF NOT EXISTS would quietly keep another index that has the name; pick a free one.
+        base = name = f"idx_{table}_{'_'.join(columns)}"[:_MAX_NAME]
+        n = 1
+        while (schema, name) in taken:
+            n += 1
+            name = f"{base[:_MAX_NAME - len(str(n)) - 1]}_{n}"
+        taken.add((schema, name))
         cols = ", ".join(maybe_double_quote_name(c) for c in columns)
         fix = (f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {maybe_double_quote_name(name)}"
                f" ON {qualified} ({cols});")

@@ -11,6 +11,7 @@ from conftest import SCHEMAS, connect
 from dbtool import migrations as mig
 from dbtool.audit import QUERIES, Report, audit_connection, parse_size
 from dbtool.errors import BadInput
+from dbtool.schema import snapshot
 from fleet import SERVICES
 
 # A parent and a child table with rows, so that the statistics collector has something to say.
@@ -123,6 +124,15 @@ def test_foreign_key_without_index_gets_a_create_index(crafted):
     found = finding(audit(crafted), "children_parent_id_fkey")
     assert (found.level, found.kind, found.table, found.index) == ("warning", "fk-without-index", "children", None)
     assert found.fix == "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_children_parent_id ON public.children (parent_id);"
+    run(crafted, found.fix)
+    assert "children_parent_id_fkey" not in subjects(audit(crafted))
+
+
+def test_the_fix_never_reuses_the_name_of_an_index_that_does_not_serve_the_foreign_key(crafted):
+    run(crafted, "DROP INDEX idx_children_parent_id",
+        "CREATE INDEX idx_children_parent_id ON children (parent_id) WHERE a = 1")  # partial: serves no delete
+    found = finding(audit(crafted), "children_parent_id_fkey")
+    assert found.fix.startswith("CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_children_parent_id_2 ON")
     run(crafted, found.fix)
     assert "children_parent_id_fkey" not in subjects(audit(crafted))
 
@@ -379,8 +389,10 @@ def test_a_service_database_that_does_not_exist(cli, project, server):
 
 
 def test_a_freshly_migrated_database_says_why_usage_was_not_checked(cli, project, identity_v2):
+    before = snap(identity_v2)
     result = audit_cli(cli, project, identity_v2)
     assert result.exit_code == 0, result.stderr
+    assert snap(identity_v2) == before
     assert "no usage statistics yet" in result.stdout and "never reset" in result.stdout
     assert "DROP INDEX CONCURRENTLY IF EXISTS public.idx_users_email;" in result.stdout
 
@@ -398,6 +410,11 @@ def test_parse_size():
     assert [parse_size(s) for s in ("0", "8192", "8kB", "1MB", "1.5 GB")] == [0, 8192, 8192, 1048576, 1610612736]
     with pytest.raises(BadInput):
         parse_size("8 parsecs")
+
+
+def snap(conninfo: str) -> dict:
+    with connect(conninfo) as conn:
+        return snapshot(conn, include_tracking=True)
 
 
 def _index_exists(conninfo: str, name: str) -> bool:
