@@ -20,7 +20,9 @@ from psycopg import sql
 
 from _common import fresh_db, scratch_server, timed
 
+from dbtool import audit
 from dbtool.audit import audit_connection
+from dbtool.migrations import TRACKING_TABLES
 
 
 SIZES = "SELECT sum(pg_relation_size(indexrelid)) FROM pg_index WHERE indexrelid >= 16384"
@@ -62,6 +64,13 @@ def generate(conninfo: str, tables: int) -> None:
         conn.execute("SELECT pg_stat_force_next_flush()")
 
 
+def catalog_queries(conn: psycopg.Connection) -> None:
+    params = {"skip": list(TRACKING_TABLES)}
+    conn.execute(audit._DATABASE).fetchall()
+    for query in (audit._INDEXES, audit._FOREIGN_KEYS, audit._TABLES):
+        conn.execute(query, params).fetchall()
+
+
 def counts(conninfo: str) -> tuple[int, int]:
     with psycopg.connect(conninfo) as conn:
         return conn.execute(
@@ -92,6 +101,8 @@ def main(runs: int, tables: int, dsn: str | None) -> None:
         small_times, sent_small, _ = audit_runs(small, runs)
         with psycopg.connect(big, autocommit=True) as conn:
             plain = [timed(lambda: conn.execute("SELECT count(*) FROM pg_index").fetchone()) for _ in range(runs)]
+            # The same four catalog queries without the comparing done in Python.
+            queries = [timed(lambda: catalog_queries(conn)) for _ in range(runs)]
             # The part no audit can skip: one size lookup (a stat() of the file) per index.
             sizes = [timed(lambda: conn.execute(SIZES).fetchone()) for _ in range(runs)]
         with psycopg.connect(admin, autocommit=True) as conn:
@@ -99,12 +110,13 @@ def main(runs: int, tables: int, dsn: str | None) -> None:
                 dbname = psycopg.conninfo.conninfo_to_dict(name)["dbname"]
                 conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(dbname)))
     a, b, c = statistics.median(ours), statistics.median(small_times), statistics.median(plain)
-    d = statistics.median(sizes)
+    d, e = statistics.median(sizes), statistics.median(queries)
     print(f"audit-indexes on {big_tables} tables with {big_indexes} indexes (built in {build:.1f} s)")
     print(f"  findings: {dict(sorted(kinds.items()))}")
     print(f"  audit, {big_tables} tables     median {a * 1000:8.1f} ms over {runs} runs, {sent_big} statements sent")
     print(f"  audit, {small_tables} tables ({small_indexes} indexes) median {b * 1000:8.1f} ms,"
           f" {sent_small} statements sent")
+    print(f"  its {sent_big} catalog queries alone  median {e * 1000:8.1f} ms (the rest is Python)")
     print(f"  SELECT count(*) FROM pg_index  median {c * 1000:8.1f} ms")
     print(f"  sum(pg_relation_size) of the {big_indexes} indexes  median {d * 1000:8.1f} ms")
     print(f"  ratio large / small audit: {a / b:.1f}; large audit / count(pg_index): {a / c:.0f};"

@@ -61,7 +61,7 @@ SELECT i.indexrelid::int8, i.indrelid::int8, n.nspname, t.relname, c.relname,
              LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = u.attnum ORDER BY u.n),
        pg_relation_size(i.indexrelid),
        CASE WHEN c.relkind = 'I' THEN NULL ELSE pg_stat_get_numscans(i.indexrelid) END, k.conname, k.contype::text,
-       c.relispartition
+       c.relispartition, i.indexrelid IN (SELECT conindid FROM pg_constraint WHERE contype = 'f')
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_class t ON t.oid = i.indrelid
@@ -129,6 +129,7 @@ class Index:
     constraint: str | None
     constraint_type: str | None  # p, u or x
     partition: bool
+    referenced: bool  # a foreign key of another table depends on it: DROP INDEX would fail
 
     @property
     def enforces(self) -> bool:
@@ -341,10 +342,10 @@ def audit_connection(
 def _index(row: tuple) -> Index:
     (oid, table_oid, schema, table, name, qualified, am, unique, primary, exclusion, valid, nnd, nkey,
      key, opclasses, collations, options, exprs, pred, columns, size, scans, conname, contype,
-     partition) = row
+     partition, referenced) = row
     return Index(oid, table_oid, schema, table, name, qualified, am, unique, primary, exclusion, valid,
                  bool(nnd), nkey, tuple(key), tuple(opclasses), tuple(collations), tuple(options), exprs,
-                 pred, tuple(columns), size, scans, conname, contype, partition)
+                 pred, tuple(columns), size, scans, conname, contype, partition, referenced)
 
 
 def _finding(kind: str, index: Index, evidence: str, fix: str) -> Finding:
@@ -384,8 +385,8 @@ def _same_columns(a: Index, b: Index, n: int) -> bool:
 
 
 def _rank(index: Index) -> tuple:
-    """Which of two equal indexes to keep: a primary key, then a constraint, then unique, then by name."""
-    return (not index.primary, index.constraint is None, not index.unique, index.name)
+    """Which of equal indexes to keep: the primary key, one a foreign key uses, a constraint's, then by name."""
+    return (not index.primary, not index.referenced, index.constraint is None, index.name)
 
 
 def _duplicate_pairs(indexes: list[Index]) -> list[tuple[Index, Index]]:
@@ -401,8 +402,10 @@ def _duplicate_pairs(indexes: list[Index]) -> list[tuple[Index, Index]]:
     for group in groups.values():
         keep, *others = sorted(group, key=_rank)
         for index in others:
-            if index.primary or (index.constraint and not keep.constraint):
-                continue  # never drop the rule while keeping a plain index
+            # Uniqueness is part of the group's key, so the one kept enforces what this one does; but a
+            # primary key stays, and so does an index a foreign key depends on (DROP INDEX would fail).
+            if index.primary or index.referenced:
+                continue
             pairs.append((index, keep))
     return pairs
 

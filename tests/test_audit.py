@@ -81,6 +81,17 @@ def test_the_index_that_enforces_a_rule_is_the_one_kept(crafted):
     assert not subjects(audit(crafted), "duplicate")
 
 
+def test_a_unique_index_a_foreign_key_depends_on_is_kept(crafted):
+    run(crafted, "CREATE UNIQUE INDEX idx_children_c_unique ON children (c)",
+        "CREATE TABLE toys (id int PRIMARY KEY, child_c text REFERENCES children (c))",
+        "CREATE INDEX idx_toys_child_c ON toys (child_c)",
+        "ALTER TABLE children ADD CONSTRAINT children_c_key UNIQUE (c)")
+    found = finding(audit(crafted), "children_c_key")  # the foreign key uses idx_children_c_unique
+    assert found.kind == "duplicate" and "keep idx_children_c_unique" in found.evidence
+    run(crafted, found.fix)
+    assert not subjects(audit(crafted), "duplicate")
+
+
 def test_a_different_operator_class_collation_or_predicate_is_no_duplicate(crafted):
     run(crafted,
         "CREATE INDEX idx_children_c ON children (c)",
