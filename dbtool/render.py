@@ -323,19 +323,22 @@ def audit_data(results: list) -> list[dict]:
 
 def audit(results: list, as_json: bool) -> None:
     """One table per database: level, kind, table, index, size, evidence and the SQL that fixes it."""
+    from rich.text import Text
+
     from .audit import pretty_size
 
     if as_json:
         emit_json(audit_data(results))
         return
+    # Names and SQL go in as Text: a bracket in them is not rich markup.
     styles = {"error": "red", "warning": "yellow", "info": "cyan"}
     for r in results:
         report = r.report
         reset = f"{report.stats_reset:%Y-%m-%d %H:%M:%S %Z}".strip() if report.stats_reset else "never reset"
-        out.print(f"[bold]{r.service}[/bold]: {r.where}")
+        out.print(Text.assemble((r.service, "bold"), f": {r.where}"))
         line(f"  {report.tables} tables, {report.indexes} indexes; statistics since: {reset}")
         if report.notice:
-            out.print(f"  [yellow]notice:[/] {report.notice}", markup=True)
+            out.print(Text.assemble("  ", ("notice:", "yellow"), f" {report.notice}"))
         if report.findings:
             # Evidence and fix go under the table, unwrapped, so the SQL can be copied as it is.
             table = Table(title_justify="left")
@@ -343,13 +346,13 @@ def audit(results: list, as_json: bool) -> None:
                 table.add_column(col, justify="right" if col in ("#", "size") else "left", overflow="fold")
             for n, f in enumerate(report.findings, 1):
                 where = f.table if f.schema == "public" else f"{f.schema}.{f.table}"
-                table.add_row(str(n), f"[{styles[f.level]}]{f.level}[/]", f.kind, where, f.index or f.subject,
-                              pretty_size(f.size))
+                table.add_row(str(n), Text(f.level, styles[f.level]), f.kind, Text(where),
+                              Text(f.index or f.subject), pretty_size(f.size))
             out.print(table)
             for n, f in enumerate(report.findings, 1):
                 line(f"  {n}. {f.evidence}")
                 for sql_line in f.fix.splitlines():
-                    out.print(f"     [green]{sql_line}[/]", markup=True, highlight=False)
+                    out.print(Text(f"     {sql_line}", "green"))
         for f, reason in report.silenced:
             line(f"  silenced {f.kind} {f.subject}: {reason}")
         counts = ", ".join(f"{sum(1 for f in report.findings if f.level == level)} {level}"
