@@ -41,9 +41,11 @@ SEQ_SCAN_MIN_SCANS = 50
 SEQ_SCAN_MIN_ROWS = 10_000  # average rows read per sequential scan
 _MAX_NAME = 63  # NAMEDATALEN - 1: PostgreSQL truncates longer identifiers
 
-# Every user schema; never the system ones, nor dbtool's and yoyo's bookkeeping tables.
+# Every user schema; never the system ones, nor dbtool's and yoyo's bookkeeping tables, nor tables
+# an extension owns (its own upgrade scripts manage their indexes).
 _USER_RELATION = """n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
-  AND t.relname <> ALL(%(skip)s::text[])"""
+  AND t.relname <> ALL(%(skip)s::text[])
+  AND t.oid NOT IN (SELECT objid FROM pg_depend WHERE classid = 'pg_class'::regclass AND deptype = 'e')"""
 
 _DATABASE = """
 SELECT current_database(), d.stats_reset, current_setting('track_counts')::boolean
@@ -374,6 +376,8 @@ def _invalid(indexes: list[Index]) -> list[Finding]:
             fix = f"REINDEX INDEX CONCURRENTLY {index.qualified};"
             why = ("a CREATE INDEX CONCURRENTLY failed (or is still running): the index is maintained on every"
                    " write but no query uses it; rebuild it, or DROP INDEX CONCURRENTLY and create it again")
+            if index.unique:
+                why += "; a unique index fails again until the duplicate rows are gone"
         found.append(_finding("invalid", index, f"{index.name} is not valid: {why}", fix))
     return found
 
