@@ -18,7 +18,7 @@ from contextlib import nullcontext
 import psycopg
 from psycopg import sql
 
-from _common import fresh_db, scratch_server, timed
+from _common import dbtool_cmd, fresh_db, run, scratch_server, timed
 
 from dbtool import audit
 from dbtool.audit import audit_connection
@@ -105,6 +105,8 @@ def main(runs: int, tables: int, dsn: str | None) -> None:
             queries = [timed(lambda: catalog_queries(conn)) for _ in range(runs)]
             # The part no audit can skip: one size lookup (a stat() of the file) per index.
             sizes = [timed(lambda: conn.execute(SIZES).fetchone()) for _ in range(runs)]
+        # The command as a user runs it: a new process and a new connection (cold caches) each time.
+        command = [timed(lambda: run(dbtool_cmd("audit-indexes", "--dsn", big, "--json"))) for _ in range(3)]
         with psycopg.connect(admin, autocommit=True) as conn:
             for name in (big, small):
                 dbname = psycopg.conninfo.conninfo_to_dict(name)["dbname"]
@@ -116,6 +118,8 @@ def main(runs: int, tables: int, dsn: str | None) -> None:
     print(f"  audit, {big_tables} tables     median {a * 1000:8.1f} ms over {runs} runs, {sent_big} statements sent")
     print(f"  audit, {small_tables} tables ({small_indexes} indexes) median {b * 1000:8.1f} ms,"
           f" {sent_small} statements sent")
+    print(f"  dbtool audit-indexes --dsn ... --json as a command  median {statistics.median(command) * 1000:8.1f} ms"
+          " over 3 runs")
     print(f"  its {sent_big} catalog queries alone  median {e * 1000:8.1f} ms (the rest is Python)")
     print(f"  SELECT count(*) FROM pg_index  median {c * 1000:8.1f} ms")
     print(f"  sum(pg_relation_size) of the {big_indexes} indexes  median {d * 1000:8.1f} ms")
