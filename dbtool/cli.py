@@ -10,9 +10,10 @@ from typing import Annotated, Callable, Optional
 import typer
 
 from . import api, references, render, seed as seeding
+from . import lint as linting
 from . import server as embedded
 from .config import Settings, make_settings, redact, secrets
-from .errors import DbtoolError, ExitCode, Refused
+from .errors import BadInput, DbtoolError, ExitCode, Refused
 
 app = typer.Typer(
     help="Schema-first SQL migrations, checks and reports for PostgreSQL.",
@@ -227,6 +228,31 @@ def check_references(
     reports = references.check(settings, services)
     render.references(reports, json)
     if any(not r.clean for r in reports):
+        raise typer.Exit(int(ExitCode.FINDINGS))
+
+
+@app.command()
+@handled
+def lint(
+    paths: Annotated[Optional[list[Path]], typer.Argument(
+        help="Service folders, migration files or folders of .sql files; none means every service under schemas/.",
+        show_default=False)] = None,
+    output_format: Annotated[str, typer.Option(
+        "--format", help="text, json, or github (workflow annotations on the pull request).")] = "text",
+    json: Json = False,
+    schemas_dir: SchemasDir = Path("schemas"), traceback: Traceback = False,
+) -> None:
+    """Check migrations offline: naming, types, constraints, timestamps, locking safety, down files.
+
+    Exit 1 on any error-level finding. '-- dbtool: ignore RULE reason' on the line before a statement
+    silences one rule for it.
+    """
+    fmt = "json" if json else output_format
+    if fmt not in render.LINT_FORMATS:
+        raise BadInput(f"--format: unknown format {output_format!r}; use one of {', '.join(render.LINT_FORMATS)}")
+    report = linting.lint(make_settings(schemas_dir=schemas_dir), paths)
+    render.lint(report, fmt)
+    if report.errors:
         raise typer.Exit(int(ExitCode.FINDINGS))
 
 
