@@ -248,7 +248,7 @@ class Linter:
         self.fks = []
         # The down file is checked, not applied: later migrations build on the up file's result.
         forward, created = copy.deepcopy(self.tables), self.created
-        self.dropped = set()
+        self.created, self.dropped = [], set()
         self.read(down)
         self.tables, self.created, self.fks = forward, created, []
         if m.irreversible:
