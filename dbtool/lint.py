@@ -45,6 +45,12 @@ RULES: dict[str, str] = {
     "drop-in-up": ERROR,
     "concurrent-in-transaction": ERROR,
     "down-incomplete": ERROR,
+    # Beyond the agreed set, after comparing with squawk: both lock a live table for a full pass.
+    "volatile-default": ERROR,
+    # A warning: the shipped course migration 003 adds a CHECK this way to a small table.
+    "constraint-not-valid": WARNING,
+    # BEGIN/COMMIT in a file would split dbtool's one transaction of a migration and its record.
+    "transaction-control": ERROR,
 }
 
 IGNORE = re.compile(r"^\s*--\s*dbtool:\s*ignore\b(?P<rest>.*)$", re.IGNORECASE)
@@ -60,6 +66,9 @@ TIME_SUFFIXES = ("_at", "_date", "_time", "_timestamp", "_on")
 PLURAL_WORDS = {"data", "people", "children", "men", "women", "media", "criteria", "metadata", "feedback",
                 "staff", "series", "news", "info"}
 STATUS_WORDS = ("status", "role")
+# Defaults PostgreSQL must compute row by row, so adding such a column rewrites the table.
+VOLATILE = {"gen_random_uuid", "uuid_generate_v4", "uuid_generate_v1", "random", "clock_timestamp",
+            "timeofday", "nextval"}
 
 
 @dataclass(frozen=True)
@@ -412,6 +421,22 @@ class Linter:
                 for t in self.tables.values():
                     t.indexes = [i for i in t.indexes if i.name != names[-1]]
 
+    def _TruncateStmt(self, stmt: Stmt, node: ast.TruncateStmt) -> None:
+        if self.up:
+            names = ", ".join(r.relname for r in node.relations)
+            self.find("drop-in-up", self.at(stmt), f"TRUNCATE {names} in an up migration destroys every row,"
+                      " and its down file cannot bring them back",
+                      "delete rows in a data job, not a schema migration, or say why it is safe with"
+                      " '-- dbtool: ignore drop-in-up <reason>'")
+
+    def _TransactionStmt(self, stmt: Stmt, node: ast.TransactionStmt) -> None:
+        what = node.kind.name.removeprefix("TRANS_STMT_")
+        self.find("transaction-control", self.at(stmt),
+                  f"{what} in a migration file: dbtool runs the file in its own transaction, together with its"
+                  " record, and this would end or nest it",
+                  "remove it; for statements that cannot run in a transaction make '-- transactional: false'"
+                  " the first line")
+
     def _drop(self, stmt: Stmt, what: str, key: tuple, at: At | None = None) -> None:
         self.dropped.add(key)
         if self.up:
@@ -486,6 +511,12 @@ class Linter:
                                            for c in constraints) or kind in _SERIALS
         not_null = cd.is_not_null or any(c.contype in (ConstrType.CONSTR_NOTNULL, ConstrType.CONSTR_PRIMARY)
                                          for c in constraints)
+        volatile = isinstance(default, ast.FuncCall) and default.funcname[-1].sval.lower() in VOLATILE
+        if added and (volatile or kind in _SERIALS):
+            what = f"DEFAULT {default.funcname[-1].sval}()" if volatile else kind.upper()
+            self.find("volatile-default", at,
+                      f"adding {t.name}.{name} with {what} rewrites the whole table under an exclusive lock",
+                      "add the column without a default (or with a constant one), then backfill it in batches")
         if added and not_null and not fills:
             self.find("not-null-without-default", at,
                       f"adding NOT NULL column {t.name}.{name} without a default fails on a table with rows",
@@ -508,6 +539,7 @@ class Linter:
                           f"CREATE UNIQUE INDEX CONCURRENTLY first, then ADD CONSTRAINT ... {what} USING INDEX")
         elif kind == ConstrType.CONSTR_CHECK:
             t.checked.update(_column_refs(con.raw_expr))
+            self._not_valid(t, con, at, added and column is None, "CHECK", "scans it under an exclusive lock")
         elif kind == ConstrType.CONSTR_FOREIGN:
             columns = [k.sval for k in con.fk_attrs or ()] or ([column] if column else [])
             target = con.pktable.relname
@@ -522,6 +554,15 @@ class Linter:
                           "drop the foreign key and keep a soft reference (a plain UUID column, declared in"
                           " references.toml and checked by dbtool check-references)")
             self.fks.append(_Pending(t.name, columns, at))
+            self._not_valid(t, con, at, added and column is None, "FOREIGN KEY",
+                            f"scans it while blocking writes to it and to {target}")
+
+    def _not_valid(self, t: Table, con: ast.Constraint, at: At, live: bool, what: str, effect: str) -> None:
+        if live and not con.skip_validation:
+            name = con.conname or "..."
+            self.find("constraint-not-valid", at,
+                      f"adding {what} {name} to existing table {t.name} {effect}",
+                      f"add it NOT VALID, then ALTER TABLE {t.name} VALIDATE CONSTRAINT {name} in a later migration")
 
     def _check_fk_index(self, fk: _Pending) -> None:
         t = self.tables.get(fk.table)

@@ -117,6 +117,19 @@ CASES = [
        "DROP TABLE courses;")],
      [(table("courses") + "CREATE FUNCTION touch() RETURNS INTEGER LANGUAGE sql AS $$ SELECT 1 $$;",
        "DROP FUNCTION touch();\nDROP TABLE courses;")]),
+    ("volatile-default",
+     [("ALTER TABLE users ADD COLUMN api_key UUID DEFAULT gen_random_uuid();",
+       "ALTER TABLE users DROP COLUMN api_key;")],
+     [("ALTER TABLE users ADD COLUMN api_key UUID;", "ALTER TABLE users DROP COLUMN api_key;")]),
+    ("constraint-not-valid",
+     [("ALTER TABLE users ADD CONSTRAINT users_email_check CHECK (email <> '');",
+       "ALTER TABLE users DROP CONSTRAINT users_email_check;")],
+     [("ALTER TABLE users ADD CONSTRAINT users_email_check CHECK (email <> '') NOT VALID;",
+       "ALTER TABLE users DROP CONSTRAINT users_email_check;"),
+      ("ALTER TABLE users VALIDATE CONSTRAINT users_email_check;", "SELECT 1;")]),
+    ("transaction-control",
+     [("BEGIN;\nALTER TABLE users ADD COLUMN bio TEXT;\nCOMMIT;", "ALTER TABLE users DROP COLUMN bio;")],
+     [("ALTER TABLE users ADD COLUMN bio TEXT;", "ALTER TABLE users DROP COLUMN bio;")]),
 ]
 
 
@@ -189,6 +202,11 @@ def test_irreversible_down_is_a_warning(tmp_path, cli):
 
 
 # ------------------------------------------------------------------ ignore comments
+
+
+def test_truncate_in_an_up_file_is_a_drop(tmp_path):
+    report = run(write_tree(tmp_path / "svc", [("TRUNCATE users;", "SELECT 1;")]))
+    assert [(f.rule, f.message.split(" in ")[0]) for f in report.findings] == [("drop-in-up", "TRUNCATE users")]
 
 
 def test_ignore_with_a_reason_silences_one_rule(tmp_path, cli):
@@ -339,6 +357,8 @@ def test_shipped_schemas_pass(cli):
         ("missing-timestamps", "002_create_refresh_tokens_table.sql"),
         ("boolean-name", "001_create_users_table.sql"),
         ("soft-delete-without-index", "001_create_users_table.sql"),
+        # A CHECK added in one step to the live courses table: a full scan under an exclusive lock.
+        ("constraint-not-valid", "003_guard_course_capacity.sql"),
     }
 
 
