@@ -62,7 +62,7 @@ NUMBER_WORDS = {"price", "amount", "cost", "count", "total", "quantity", "qty", 
                 "minutes", "seconds", "hours", "days", "capacity", "weight", "height", "width", "duration",
                 "percent", "percentage", "fee", "salary"}
 NUMBER_PREFIXES = {"max", "min", "num"}
-TIME_SUFFIXES = ("_at", "_date", "_time", "_timestamp", "_on")
+TIME_SUFFIXES = ("_at", "_date", "_time", "_timestamp")
 PLURAL_WORDS = {"data", "people", "children", "men", "women", "media", "criteria", "metadata", "feedback",
                 "staff", "series", "news", "info"}
 STATUS_WORDS = ("status", "role")
@@ -131,10 +131,15 @@ def parse_source(path: Path, text: str, direction: str, transactional: bool) -> 
         line = text.count("\n", 0, max(offset, 0)) + 1
         raise BadInput(f"{path}:{line}: {message}; fix the SQL") from None
     lines = text.splitlines()
-    ignores = _ignore_comments(path, lines)
+    starts = [_skip_space_and_comments(text, raw.stmt_location or 0) for raw in raws]
+    # A comment line inside a statement (a function body) is SQL text, not an ignore comment.
+    inside = set()
+    for raw, start in zip(raws, starts):
+        end = raw.stmt_location + raw.stmt_len if raw.stmt_len else len(text)
+        inside.update(range(text.count("\n", 0, start) + 2, text.count("\n", 0, end) + 2))
+    ignores = _ignore_comments(path, lines, inside)
     statements = []
-    for raw in raws:
-        start = _skip_space_and_comments(text, raw.stmt_location or 0)
+    for raw, start in zip(raws, starts):
         first_line = text.count("\n", 0, start) + 1
         mine: dict[str, str] = {}
         # The ignore comments in the block of comment lines directly above the statement.
@@ -166,11 +171,11 @@ def _skip_space_and_comments(text: str, pos: int) -> int:
     return pos
 
 
-def _ignore_comments(path: Path, lines: list[str]) -> dict[int, tuple[str, str]]:
+def _ignore_comments(path: Path, lines: list[str], skip: set[int]) -> dict[int, tuple[str, str]]:
     found = {}
     for n, text in enumerate(lines, 1):
         match = IGNORE.match(text)
-        if not match:
+        if not match or n in skip:
             continue
         rule, _, reason = match["rest"].strip().partition(" ")
         if not rule:
@@ -355,7 +360,8 @@ class Linter:
             elif kind == AlterTableType.AT_AddConstraint:
                 self._constraint(stmt, t, cmd.def_, None, added=live)
             elif kind == AlterTableType.AT_DropColumn:
-                self._drop(stmt, f"DROP COLUMN {name}.{cmd.name}", ("column", name, cmd.name), at=self.at(stmt, node.relation))
+                self._drop(stmt, f"DROP COLUMN {name}.{cmd.name}", ("column", name, cmd.name),
+                           at=self.at(stmt, node.relation))
                 t.columns.pop(cmd.name, None)
                 t.indexes = [i for i in t.indexes if cmd.name not in i.columns]
             elif kind == AlterTableType.AT_DropConstraint:
@@ -378,7 +384,9 @@ class Linter:
         at = self.at(stmt, node.relation)
         if node.renameType == ObjectType.OBJECT_TABLE:
             old, new = node.relation.relname, node.newname
-            if self.live(old):
+            if old in self.here:
+                self.here.add(new)
+            elif self.live(old):
                 self.find("rename", at, f"renaming table {old} to {new} breaks every running query that names it",
                           f"create {new}, copy and sync the rows, move readers, then drop {old} (expand/contract)")
             self._table_name(new, at)
@@ -513,7 +521,7 @@ class Linter:
                                          for c in constraints)
         volatile = isinstance(default, ast.FuncCall) and default.funcname[-1].sval.lower() in VOLATILE
         if added and (volatile or kind in _SERIALS):
-            what = f"DEFAULT {default.funcname[-1].sval}()" if volatile else kind.upper()
+            what = f"DEFAULT {default.funcname[-1].sval}()" if volatile else _shown(kind)
             self.find("volatile-default", at,
                       f"adding {t.name}.{name} with {what} rewrites the whole table under an exclusive lock",
                       "add the column without a default (or with a constant one), then backfill it in batches")
@@ -616,7 +624,8 @@ class Linter:
             for name in t.pk:
                 col = t.columns.get(name)
                 if col is not None and col.type != "uuid":
-                    self.find("uuid-primary-key", col.at, f"primary key {t.name}.{name} is {col.type}, not UUID",
+                    self.find("uuid-primary-key", col.at,
+                              f"primary key {t.name}.{name} is {_shown(col.type)}, not UUID",
                               f"use {name} UUID PRIMARY KEY DEFAULT gen_random_uuid()")
             for col in t.columns.values():
                 words = col.name.split("_")
@@ -670,6 +679,15 @@ def _type_name(type_name: ast.TypeName) -> str:
     return type_name.names[-1].sval.lower()
 
 
+# PostgreSQL's internal type names, as a person writes them.
+_SQL_NAMES = {"int2": "smallint", "int4": "integer", "int8": "bigint", "bool": "boolean", "bpchar": "char",
+              "float4": "real", "float8": "double precision", "serial4": "serial", "serial8": "bigserial"}
+
+
+def _shown(kind: str) -> str:
+    return _SQL_NAMES.get(kind, kind).upper()
+
+
 def _walk(node: object) -> Iterator[ast.Node]:
     if isinstance(node, (tuple, list)):
         for item in node:
@@ -699,7 +717,7 @@ def _looks_typed(name: str, default: object) -> str | None:
         isinstance(default, ast.FuncCall) and default.funcname[-1].sval in ("now", "clock_timestamp")
     ):
         return "timestamp"
-    if any(w in NUMBER_WORDS for w in words) or words[0] in NUMBER_PREFIXES:
+    if words[-1] in NUMBER_WORDS or words[0] in NUMBER_PREFIXES:
         return "number"
     if isinstance(default, ast.A_Const) and isinstance(default.val, (ast.Integer, ast.Float)):
         return "number"
@@ -718,7 +736,7 @@ def _pluralise(name: str) -> str:
 
 
 def _at_name(name: str) -> str:
-    for suffix in ("_timestamp", "_time", "_date", "_on"):
+    for suffix in ("_timestamp", "_time", "_date", "_on"):  # published_on -> published_at
         if name.endswith(suffix):
             return name[: -len(suffix)] + "_at"
     return name + "_at"
@@ -801,5 +819,7 @@ def _lint_loose(path: Path, report: LintReport) -> None:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadInput(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8") from None
-    Linter(report).loose(path, text)
+    linter = Linter(report)
+    linter.loose(path, text)
+    linter.final()
     report.files += 1

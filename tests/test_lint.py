@@ -245,6 +245,13 @@ def test_bad_ignore_comment_is_bad_input(tmp_path, cli, comment, message):
     assert message in line and "Traceback" not in result.output
 
 
+def test_comment_lines_inside_a_function_body_are_sql(tmp_path):
+    up = ("CREATE FUNCTION touch() RETURNS INTEGER LANGUAGE plpgsql AS $$\nBEGIN\n"
+          "    -- dbtool: ignore this is plpgsql text, not an ignore comment\n    RETURN 1;\nEND;\n$$;\n")
+    report = run(write_tree(tmp_path / "svc", [(up, "DROP FUNCTION touch();")]))
+    assert report.findings == [] and report.silenced == []
+
+
 def test_ignore_that_stands_above_no_statement(tmp_path, cli):
     up = "ALTER TABLE users ADD COLUMN bio TEXT;\n\n-- dbtool: ignore drop-in-up left over\n"
     folder = write_tree(tmp_path / "svc", [(up, "ALTER TABLE users DROP COLUMN bio;")])
@@ -306,6 +313,9 @@ def test_folder_of_loose_sql_files(tmp_path, cli):
     report = run(tmp_path)
     assert [(f.rule, Path(f.path).name) for f in report.findings] == [("index-not-concurrent", "add_index.sql")]
     assert report.files == 2
+    # A loose file is its own tree: the rules on what it leaves behind apply too.
+    (tmp_path / "fine.sql").write_text("CREATE TABLE payments (id UUID PRIMARY KEY);\n")
+    assert rules(run(tmp_path / "fine.sql")) == {"missing-timestamps"}
 
 
 def test_json_output_and_exit_code(tmp_path, cli):
