@@ -788,16 +788,19 @@ def _lint_path(path: Path, report: LintReport) -> None:
             _lint_tree(child, report)
 
 
-def _lint_tree(folder: Path, report: LintReport, only: mig.Migration | None = None) -> None:
+def _lint_tree(folder: Path, report: LintReport, version: int | None = None) -> None:
+    """Lint a service's tree, reporting every file or only migration `version`'s pair.
+
+    The whole tree is read either way: a migration is checked against what came before it, and the
+    rules on what the tree leaves behind need its end.
+    """
     tree = mig.load_tree(folder)
-    keep = {only.up, only.down} if only else None
+    keep = {p for m in tree if m.version == version for p in (m.up, m.down)} if version is not None else None
     linter = Linter(report, keep)
     for m in tree:
         linter.migration(m)
-        report.files += 2 if keep is None or m is only else 0
-        if m is only:
-            break
     linter.final()
+    report.files += 2 if version is not None else 2 * len(tree)
 
 
 def _lint_file(path: Path, report: LintReport) -> None:
@@ -806,12 +809,8 @@ def _lint_file(path: Path, report: LintReport) -> None:
     parsed = mig.parse_file_name(path.name)
     if parsed is None:
         _lint_loose(path, report)
-        return
-    version = parsed[0]
-    folder = path.parent
-    tree = mig.load_tree(folder)
-    only = next(m for m in tree if m.version == version)
-    _lint_tree(folder, report, only)
+    else:
+        _lint_tree(path.parent, report, parsed[0])
 
 
 def _lint_loose(path: Path, report: LintReport) -> None:

@@ -295,7 +295,7 @@ def test_unknown_format(cli):
 # ------------------------------------------------------------------ paths, output and exit codes
 
 
-def test_one_file_is_linted_in_the_context_of_the_earlier_migrations(tmp_path, cli):
+def test_one_file_is_linted_in_the_context_of_its_tree(tmp_path, cli):
     folder = write_tree(tmp_path / "svc", [
         (table("courses", "price VARCHAR(20),"), "DROP TABLE courses;"),
         ("CREATE INDEX idx_courses_created_at ON courses(created_at);", "DROP INDEX idx_courses_created_at;"),
@@ -303,8 +303,14 @@ def test_one_file_is_linted_in_the_context_of_the_earlier_migrations(tmp_path, c
     report = run(folder / "003_step_3.sql")
     # courses exists since 002, so the index blocks writes; 002's own finding is not this file's.
     assert [(f.rule, Path(f.path).name) for f in report.findings] == [("index-not-concurrent", "003_step_3.sql")]
+    assert report.files == 2
     report = run(folder / "002_step_2.down.sql")
     assert [(f.rule, Path(f.path).name) for f in report.findings] == [("typed-as-text", "002_step_2.sql")]
+    (folder / "003_step_3.sql").write_text("CREATE INDEX idx_courses_price ON courses(price);\n")
+    (folder / "004_step_4.sql").write_text("ALTER TABLE courses ADD COLUMN deleted_at TIMESTAMP;\n")
+    (folder / "004_step_4.down.sql").write_text("ALTER TABLE courses DROP COLUMN deleted_at;\n")
+    assert rules(run(folder / "002_step_2.sql")) == {"typed-as-text"}
+    assert rules(run(folder / "004_step_4.sql")) == {"soft-delete-without-index"}
 
 
 def test_folder_of_loose_sql_files(tmp_path, cli):
