@@ -273,7 +273,9 @@ class Linter:
             self._check_down(up)
 
     def loose(self, path: Path, text: str) -> None:
-        self.read(parse_source(path, text, "loose", mig._split(text)[0]))
+        # A down file outside a tree still undoes something: dropping is its job.
+        direction = "down" if path.name.endswith(".down.sql") else "loose"
+        self.read(parse_source(path, text, direction, mig._split(text)[0]))
         for pending in self.fks:
             self._check_fk_index(pending)
         self.fks = []

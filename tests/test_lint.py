@@ -316,9 +316,10 @@ def test_one_file_is_linted_in_the_context_of_its_tree(tmp_path, cli):
 def test_folder_of_loose_sql_files(tmp_path, cli):
     (tmp_path / "add_index.sql").write_text("CREATE INDEX idx_users_email ON users(email);\n")
     (tmp_path / "fine.sql").write_text(NOT_TX + "CREATE INDEX CONCURRENTLY idx_users_email ON users(email);\n")
+    (tmp_path / "fine.down.sql").write_text(NOT_TX + "DROP INDEX CONCURRENTLY idx_users_email;\n")
     report = run(tmp_path)
     assert [(f.rule, Path(f.path).name) for f in report.findings] == [("index-not-concurrent", "add_index.sql")]
-    assert report.files == 2
+    assert report.files == 3
     # A loose file is its own tree: the rules on what it leaves behind apply too.
     (tmp_path / "fine.sql").write_text("CREATE TABLE payments (id UUID PRIMARY KEY);\n")
     assert rules(run(tmp_path / "fine.sql")) == {"missing-timestamps"}
