@@ -13,7 +13,7 @@ from . import api, references, render, seed as seeding
 from . import lint as linting
 from . import server as embedded
 from .config import Settings, make_settings, redact, secrets
-from .errors import BadInput, DbtoolError, ExitCode, Refused
+from .errors import DbtoolError, ExitCode, Refused
 
 app = typer.Typer(
     help="Schema-first SQL migrations, checks and reports for PostgreSQL.",
@@ -247,9 +247,7 @@ def lint(
     Exit 1 on any error-level finding. '-- dbtool: ignore RULE reason' on the line before a statement
     silences one rule for it.
     """
-    fmt = "json" if json else output_format
-    if fmt not in render.LINT_FORMATS:
-        raise BadInput(f"--format: unknown format {output_format!r}; use one of {', '.join(render.LINT_FORMATS)}")
+    fmt = linting.output_format(output_format, json)
     report = linting.lint(make_settings(schemas_dir=schemas_dir), paths)
     render.lint(report, fmt)
     if report.errors:

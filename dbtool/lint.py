@@ -747,6 +747,16 @@ def _at_name(name: str) -> str:
 # ---------------------------------------------------------------- what to lint
 
 
+FORMATS = ("text", "json", "github")
+
+
+def output_format(fmt: str, as_json: bool) -> str:
+    """--json is short for --format json, as on the other reporting commands."""
+    if fmt not in FORMATS:
+        raise BadInput(f"--format: unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return "json" if as_json else fmt
+
+
 # Folders beside migrations that hold other SQL.
 NOT_MIGRATION_FOLDERS = {"seeds", "queries"}
 

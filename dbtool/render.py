@@ -295,9 +295,6 @@ def seed_summary(report: SeedReport, as_json: bool) -> None:
 
 # ---------------------------------------------------------------- dbtool lint
 
-LINT_FORMATS = ("text", "json", "github")
-
-
 def lint(report, fmt: str = "text") -> None:
     """Findings one a line: `path:line:col: level rule message (fix: ...)`, as JSON, or as GitHub annotations."""
     if fmt == "json":
