@@ -318,9 +318,13 @@ class Linter:
     def _CreateStmt(self, stmt: Stmt, node: ast.CreateStmt) -> None:
         name = node.relation.relname
         at = self.at(stmt, node.relation)
+        self.here.add(name)
+        if node.partbound is not None:
+            # A partition takes its columns and keys from its parent, and goes when the parent goes.
+            self.tables[name] = Table(name, None)
+            return
         self._table_name(name, at)
         self.tables[name] = t = Table(name, at)
-        self.here.add(name)
         self.created.append((("table", name), at))
         for elt in node.tableElts or ():
             if isinstance(elt, ast.ColumnDef):
@@ -384,6 +388,14 @@ class Linter:
 
     def _RenameStmt(self, stmt: Stmt, node: ast.RenameStmt) -> None:
         at = self.at(stmt, node.relation)
+        kind = _DROP_KINDS.get(node.renameType)
+        if kind in ("index", "function", "type", "view", "sequence"):
+            # The down file drops the object under its new name.
+            old = node.relation.relname if node.relation is not None else _names(node.object)[-1]
+            self.created = [((k[0], node.newname) if k == (kind, old) else k, a) for k, a in self.created]
+            for t in self.tables.values():
+                t.indexes = [Index(node.newname, i.columns, i.serves_live_rows) if i.name == old else i
+                             for i in t.indexes]
         if node.renameType == ObjectType.OBJECT_TABLE:
             old, new = node.relation.relname, node.newname
             if old in self.here:
@@ -494,7 +506,7 @@ class Linter:
 
     def _column(self, stmt: Stmt, t: Table, cd: ast.ColumnDef, added: bool) -> None:
         name, kind, at = cd.colname, _type_name(cd.typeName), self.at(stmt, cd)
-        array = bool(cd.typeName.arrayBounds)
+        array = cd.typeName is not None and bool(cd.typeName.arrayBounds)
         if not SNAKE.match(name):
             self.find("column-name", at, f"column {t.name}.{name} is not snake_case", "rename it in snake_case")
         if kind == "bool" and not name.startswith(("is_", "has_")):
@@ -623,12 +635,14 @@ class Linter:
             if not t.pk:
                 self.find("uuid-primary-key", t.created, f"table {t.name} has no primary key",
                           "add id UUID PRIMARY KEY DEFAULT gen_random_uuid()")
-            for name in t.pk:
-                col = t.columns.get(name)
-                if col is not None and col.type != "uuid":
-                    self.find("uuid-primary-key", col.at,
-                              f"primary key {t.name}.{name} is {_shown(col.type)}, not UUID",
-                              f"use {name} UUID PRIMARY KEY DEFAULT gen_random_uuid()")
+            keys = [t.columns[c] for c in t.pk if c in t.columns]
+            # A composite key (two references, or an id plus a partition key) needs one UUID in it.
+            if keys and not any(c.type == "uuid" for c in keys):
+                col = keys[0]
+                what = f"{t.name}.{col.name} is {_shown(col.type)}" if len(keys) == 1 else \
+                    f"({', '.join(t.pk)}) of {t.name} holds no UUID"
+                self.find("uuid-primary-key", col.at, f"primary key {what}, not UUID",
+                          f"use {col.name} UUID PRIMARY KEY DEFAULT gen_random_uuid()")
             for col in t.columns.values():
                 words = col.name.split("_")
                 if (words[-1] in STATUS_WORDS and col.type in TEXT_TYPES and col.name not in t.checked
@@ -674,11 +688,11 @@ def _names(obj: object) -> list[str]:
         return [n.sval for n in obj.names]
     if isinstance(obj, ast.ObjectWithArgs):
         return [n.sval for n in obj.objname]
-    return [n.sval for n in obj]  # type: ignore[union-attr]
+    return [getattr(n, "sval", type(n).__name__) for n in obj]  # type: ignore[union-attr]
 
 
-def _type_name(type_name: ast.TypeName) -> str:
-    return type_name.names[-1].sval.lower()
+def _type_name(type_name: ast.TypeName | None) -> str:
+    return type_name.names[-1].sval.lower() if type_name is not None else ""  # None: a partition's column
 
 
 # PostgreSQL's internal type names, as a person writes them.

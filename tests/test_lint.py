@@ -176,6 +176,20 @@ def test_safety_rules_leave_a_table_created_in_the_same_migration_alone(tmp_path
     assert run(write_tree(tmp_path / "svc", same)).findings == []
 
 
+def test_statements_no_rule_is_about_pass_quietly(tmp_path):
+    up = ("CREATE TABLE events (id UUID NOT NULL, happened_at TIMESTAMP NOT NULL, " + TIMESTAMPS
+          + ", PRIMARY KEY (id, happened_at)) PARTITION BY RANGE (happened_at);\n"
+          "CREATE TABLE events_2026 PARTITION OF events (happened_at WITH OPTIONS DEFAULT now())"
+          " FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');\n"
+          "COMMENT ON TABLE users IS 'people';\nGRANT SELECT ON users TO PUBLIC;\n"
+          "INSERT INTO users (email) VALUES ('a@example.com');\nDO $$ BEGIN PERFORM 1; END $$;\n"
+          "CREATE FUNCTION touch() RETURNS INTEGER LANGUAGE sql AS $$ SELECT 1 $$;\n"
+          "ALTER FUNCTION touch() RENAME TO touch_one;\n")
+    down = "DROP FUNCTION touch_one();\nDROP CAST IF EXISTS (text AS mood);\nDROP TABLE events;\n"
+    report = run(write_tree(tmp_path / "svc", [(up, down)]))
+    assert report.findings == []
+
+
 def test_down_file_must_undo_each_kind_of_object(tmp_path):
     up = ("CREATE TYPE mood AS ENUM ('ok');\nCREATE SEQUENCE counters;\nCREATE VIEW active_users AS SELECT 1;\n"
           "ALTER TABLE users ADD COLUMN bio TEXT;\nALTER TABLE users ADD CONSTRAINT users_email_check"
