@@ -639,9 +639,9 @@ class Linter:
             # A composite key (two references, or an id plus a partition key) needs one UUID in it.
             if keys and not any(c.type == "uuid" for c in keys):
                 col = keys[0]
-                what = f"{t.name}.{col.name} is {_shown(col.type)}" if len(keys) == 1 else \
-                    f"({', '.join(t.pk)}) of {t.name} holds no UUID"
-                self.find("uuid-primary-key", col.at, f"primary key {what}, not UUID",
+                what = f"{t.name}.{col.name} is {_shown(col.type)}, not UUID" if len(keys) == 1 else \
+                    f"({', '.join(t.pk)}) of {t.name} holds no UUID column"
+                self.find("uuid-primary-key", col.at, f"primary key {what}",
                           f"use {col.name} UUID PRIMARY KEY DEFAULT gen_random_uuid()")
             for col in t.columns.values():
                 words = col.name.split("_")
