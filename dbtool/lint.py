@@ -225,7 +225,6 @@ class Table:
     created: At | None  # None: no linted migration creates it, so it is presumed to exist
     columns: dict[str, Column] = field(default_factory=dict)
     pk: list[str] = field(default_factory=list)
-    pk_at: At | None = None
     indexes: list[Index] = field(default_factory=list)
     checked: set[str] = field(default_factory=set)  # columns some CHECK constraint reads
 
@@ -552,7 +551,7 @@ class Linter:
             self.created.append((("constraint", t.name, con.conname), at))
         if kind in (ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE):
             if kind == ConstrType.CONSTR_PRIMARY:
-                t.pk, t.pk_at = keys, at
+                t.pk = keys
             t.indexes.append(Index(con.conname, tuple(keys)))
             if added and not con.indexname:
                 what = "PRIMARY KEY" if kind == ConstrType.CONSTR_PRIMARY else "UNIQUE"

@@ -309,7 +309,7 @@ def test_unknown_format(cli):
 # ------------------------------------------------------------------ paths, output and exit codes
 
 
-def test_one_file_is_linted_in_the_context_of_its_tree(tmp_path, cli):
+def test_one_file_is_linted_in_the_context_of_its_tree(tmp_path):
     folder = write_tree(tmp_path / "svc", [
         (table("courses", "price VARCHAR(20),"), "DROP TABLE courses;"),
         ("CREATE INDEX idx_courses_created_at ON courses(created_at);", "DROP INDEX idx_courses_created_at;"),
@@ -327,7 +327,7 @@ def test_one_file_is_linted_in_the_context_of_its_tree(tmp_path, cli):
     assert rules(run(folder / "004_step_4.sql")) == {"soft-delete-without-index"}
 
 
-def test_folder_of_loose_sql_files(tmp_path, cli):
+def test_folder_of_loose_sql_files(tmp_path):
     (tmp_path / "add_index.sql").write_text("CREATE INDEX idx_users_email ON users(email);\n")
     (tmp_path / "fine.sql").write_text(NOT_TX + "CREATE INDEX CONCURRENTLY idx_users_email ON users(email);\n")
     (tmp_path / "fine.down.sql").write_text(NOT_TX + "DROP INDEX CONCURRENTLY idx_users_email;\n")
