@@ -48,6 +48,7 @@ CATCHES: dict[str, dict[str, set[str]]] = {
         "volatile-default": {"volatile-default"},
         "constraint-not-valid": {"constraint-validation-scan"},
         "transaction-control": {"transaction-control"},
+        "not-rerunnable": {"not-rerunnable"},
     },
     "squawk": {
         "require-concurrent-index-creation": {"index-build-blocks-writes"},
@@ -70,6 +71,7 @@ CATCHES: dict[str, dict[str, set[str]]] = {
         "ban-truncate-cascade": {"data-loss"},
         "ban-char-field": {"char-padding"},
         "ban-drop-not-null": {"drop-not-null"},
+        "prefer-robust-stmts": {"not-rerunnable"},
     },
 }
 # squawk rules that fire on every statement taking a lock, whatever the danger: counted apart.

@@ -51,6 +51,8 @@ RULES: dict[str, str] = {
     "constraint-not-valid": WARNING,
     # BEGIN/COMMIT in a file would split dbtool's one transaction of a migration and its record.
     "transaction-control": ERROR,
+    # Outside a transaction a failure leaves earlier statements done: a re-run must pass over them.
+    "not-rerunnable": WARNING,
 }
 
 IGNORE = re.compile(r"^\s*--\s*dbtool:\s*ignore\b(?P<rest>.*)$", re.IGNORECASE)
@@ -285,6 +287,11 @@ class Linter:
             handler = getattr(self, f"_{type(stmt.node).__name__}", None)
             if handler is not None:
                 handler(stmt, stmt.node)
+            if not source.transactional and not _guarded(stmt.node):
+                self.find("not-rerunnable", self.at(stmt),
+                          "this migration runs outside a transaction, so after a failure the statements before"
+                          " it stay done, and this one fails when the migration runs again",
+                          "add IF NOT EXISTS / IF EXISTS")
 
     def find(self, rule: str, at: At, message: str, fix: str, level: str | None = None) -> None:
         if self.keep is not None and at.source.path not in self.keep:
@@ -669,6 +676,18 @@ _DROP_KINDS = {
     ObjectType.OBJECT_DOMAIN: "type", ObjectType.OBJECT_VIEW: "view", ObjectType.OBJECT_MATVIEW: "view",
     ObjectType.OBJECT_SEQUENCE: "sequence", ObjectType.OBJECT_EXTENSION: "extension",
 }
+
+
+def _guarded(node: ast.Node) -> bool:
+    """False for a statement that fails when what it creates is already there, or what it drops is gone."""
+    if isinstance(node, (ast.IndexStmt, ast.CreateStmt, ast.CreateSeqStmt, ast.CreateExtensionStmt)):
+        return bool(node.if_not_exists)
+    if isinstance(node, ast.DropStmt):
+        return bool(node.missing_ok)
+    if isinstance(node, ast.AlterTableStmt):
+        return all(c.missing_ok for c in node.cmds
+                   if c.subtype in (AlterTableType.AT_AddColumn, AlterTableType.AT_DropColumn))
+    return True
 
 
 def _index_table(created: list[tuple[tuple, At]], index: str) -> str | None:

@@ -130,6 +130,11 @@ CASES = [
     ("transaction-control",
      [("BEGIN;\nALTER TABLE users ADD COLUMN bio TEXT;\nCOMMIT;", "ALTER TABLE users DROP COLUMN bio;")],
      [("ALTER TABLE users ADD COLUMN bio TEXT;", "ALTER TABLE users DROP COLUMN bio;")]),
+    ("not-rerunnable",
+     [(NOT_TX + "CREATE INDEX CONCURRENTLY idx_users_email ON users(email);",
+       NOT_TX + "DROP INDEX CONCURRENTLY idx_users_email;")],
+     [(NOT_TX + "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_users_email ON users(email);",
+       NOT_TX + "DROP INDEX CONCURRENTLY IF EXISTS idx_users_email;")]),
 ]
 
 
@@ -329,8 +334,9 @@ def test_one_file_is_linted_in_the_context_of_its_tree(tmp_path):
 
 def test_folder_of_loose_sql_files(tmp_path):
     (tmp_path / "add_index.sql").write_text("CREATE INDEX idx_users_email ON users(email);\n")
-    (tmp_path / "fine.sql").write_text(NOT_TX + "CREATE INDEX CONCURRENTLY idx_users_email ON users(email);\n")
-    (tmp_path / "fine.down.sql").write_text(NOT_TX + "DROP INDEX CONCURRENTLY idx_users_email;\n")
+    (tmp_path / "fine.sql").write_text(NOT_TX + "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_users_email"
+                                       " ON users(email);\n")
+    (tmp_path / "fine.down.sql").write_text(NOT_TX + "DROP INDEX CONCURRENTLY IF EXISTS idx_users_email;\n")
     report = run(tmp_path)
     assert [(f.rule, Path(f.path).name) for f in report.findings] == [("index-not-concurrent", "add_index.sql")]
     assert report.files == 3
