@@ -295,7 +295,9 @@ def seed_summary(report: SeedReport, as_json: bool) -> None:
 
 # ---------------------------------------------------------------- dbtool lint
 
-def lint(report, fmt: str = "text") -> None:
+from .lint import LintReport  # noqa: E402 - kept with the block it serves
+
+def lint(report: LintReport, fmt: str = "text") -> None:
     """Findings one a line: `path:line:col: level rule message (fix: ...)`, as JSON, or as GitHub annotations."""
     if fmt == "json":
         emit_json([f.as_dict() for f in report.findings])
