@@ -11,6 +11,7 @@ import typer
 
 from . import api, references, render, seed as seeding
 from . import audit as index_audit
+from . import lint as linting
 from . import server as embedded
 from .config import Settings, make_settings, redact, secrets
 from .errors import DbtoolError, ExitCode, Refused
@@ -254,6 +255,29 @@ def audit_indexes(
     results = index_audit.audit(settings, services, min_size=min_size, fail_on=fail_on)
     render.audit(results, json)
     if index_audit.reaches(results, fail_on):
+        raise typer.Exit(int(ExitCode.FINDINGS))
+
+
+@app.command()
+@handled
+def lint(
+    paths: Annotated[Optional[list[Path]], typer.Argument(
+        help="Service folders, migration files or folders of .sql files; none means every service under schemas/.",
+        show_default=False)] = None,
+    output_format: Annotated[str, typer.Option(
+        "--format", help="text, json, or github (workflow annotations on the pull request).")] = "text",
+    json: Json = False,
+    schemas_dir: SchemasDir = Path("schemas"), traceback: Traceback = False,
+) -> None:
+    """Check migrations offline: naming, types, constraints, timestamps, locking safety, down files.
+
+    Exit 1 on any error-level finding. '-- dbtool: ignore RULE reason' on the line before a statement
+    silences one rule for it.
+    """
+    fmt = linting.output_format(output_format, json)
+    report = linting.lint(make_settings(schemas_dir=schemas_dir), paths)
+    render.lint(report, fmt)
+    if report.errors:
         raise typer.Exit(int(ExitCode.FINDINGS))
 
 

@@ -1,0 +1,2 @@
+-- danger: index-build-blocks-writes
+ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);

@@ -1,0 +1,2 @@
+-- danger: not-null-column
+ALTER TABLE users ADD COLUMN phone TEXT NOT NULL;

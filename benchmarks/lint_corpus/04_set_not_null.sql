@@ -1,0 +1,2 @@
+-- danger: not-null-column
+ALTER TABLE users ALTER COLUMN name SET NOT NULL;

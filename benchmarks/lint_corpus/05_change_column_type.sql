@@ -1,0 +1,2 @@
+-- danger: column-type-change
+ALTER TABLE courses ALTER COLUMN price TYPE BIGINT;

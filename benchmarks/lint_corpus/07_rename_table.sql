@@ -1,0 +1,2 @@
+-- danger: rename
+ALTER TABLE enrollments RENAME TO registrations;

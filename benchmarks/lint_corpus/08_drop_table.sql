@@ -1,0 +1,2 @@
+-- danger: drop
+DROP TABLE enrollments;

@@ -1,0 +1,2 @@
+-- danger: drop
+ALTER TABLE users DROP COLUMN name;

@@ -1,0 +1,2 @@
+-- danger: drop
+DROP INDEX idx_enrollments_student_id;

@@ -1,0 +1,1 @@
+ALTER TABLE enrollments DROP CONSTRAINT enrollments_course_id_fkey;

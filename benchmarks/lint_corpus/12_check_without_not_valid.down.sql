@@ -1,0 +1,1 @@
+ALTER TABLE courses DROP CONSTRAINT courses_price_check;

@@ -1,0 +1,2 @@
+-- danger: concurrent-in-transaction
+CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_users_name ON users(name);

@@ -1,0 +1,2 @@
+-- danger: volatile-default
+ALTER TABLE users ADD COLUMN api_key UUID DEFAULT gen_random_uuid();

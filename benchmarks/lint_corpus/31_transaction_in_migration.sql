@@ -1,0 +1,4 @@
+-- danger: transaction-control
+BEGIN;
+ALTER TABLE users ADD COLUMN bio TEXT;
+COMMIT;

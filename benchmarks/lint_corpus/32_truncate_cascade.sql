@@ -1,0 +1,2 @@
+-- danger: data-loss
+TRUNCATE enrollments CASCADE;

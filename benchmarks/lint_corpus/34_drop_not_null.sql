@@ -1,0 +1,2 @@
+-- danger: drop-not-null
+ALTER TABLE users ALTER COLUMN email DROP NOT NULL;
