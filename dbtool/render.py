@@ -291,3 +291,111 @@ def seed_summary(report: SeedReport, as_json: bool) -> None:
     what = f"scale {report.scale}" if report.scale else "seed files"
     line(f"seeded {report.rows:,} rows ({what}) into {len(report.services)} service(s) in {report.seconds:.2f} s:"
          f" {report.rows_per_second:,.0f} rows/s")
+
+
+# ---------------------------------------------------------------- schema dump | check, verify
+
+
+def schema_dump(results: list, as_json: bool) -> None:
+    if as_json:
+        emit_json([{"service": r.service, "file": str(r.path), "source": r.source, "changed": r.changed}
+                   for r in results])
+        return
+    for r in results:
+        what = "wrote" if r.changed else "unchanged"
+        line(f"{r.service}: {what} {r.path} (from {r.source})")
+
+
+def _difference(service: str, objects: list[str], diff: str) -> None:
+    """The differing objects by name, then the unified diff, dimmed."""
+    for finding in objects:
+        out.print(f"    {service}: {finding}", style="red", markup=False)
+    for text in diff.rstrip("\n").splitlines():
+        out.print(f"    {text}", style="dim", markup=False)
+
+
+def schema_check_data(results: list) -> list[dict]:
+    def diff(d) -> dict:
+        return {"objects": d.findings(), "diff": d.diff} if d else {"objects": [], "diff": ""}
+
+    return [
+        {
+            "service": r.service,
+            "schema_file": {"path": str(r.path), "state": r.file, **diff(r.file_diff)},
+            "live": {"database": r.database, "state": r.live, "compared_version": r.compared_version,
+                     **diff(r.live_diff)},
+            "notes": r.notes,
+            "clean": r.clean,
+        }
+        for r in results
+    ]
+
+
+def schema_check(results: list, as_json: bool) -> None:
+    if as_json:
+        emit_json(schema_check_data(results))
+        return
+    for r in results:
+        out.print(f"[bold]{r.service}[/bold]: rebuilt from its migrations on a scratch database")
+        fix = f"run 'dbtool schema dump --from-migrations {r.service}' and commit it"
+        if r.file == "ok":
+            out.print(f"  [green]ok[/green]      {r.path} matches the migrations")
+        elif r.file == "missing":
+            out.print(f"  [red]FAILED[/red]  {r.path} does not exist; {fix}", highlight=False)
+        else:
+            out.print(f"  [red]FAILED[/red]  {r.path} is stale or was edited by hand; {fix}", highlight=False)
+            _difference(r.service, r.file_diff.findings(), r.file_diff.diff)
+        if r.live == "ok":
+            out.print(f"  [green]ok[/green]      the live database {r.database} matches the migrations", highlight=False)
+        elif r.live == "drift":
+            count = len(r.live_diff.findings())
+            out.print(f"  [red]DRIFT[/red]   the live database {r.database} was changed outside its migrations"
+                      f" ({count} finding{'s' if count != 1 else ''}):", highlight=False)
+            _difference(r.service, r.live_diff.findings(), r.live_diff.diff)
+        else:
+            out.print(f"  [yellow]--[/yellow]      the live database {r.database}: not compared", highlight=False)
+        for note in r.notes:
+            out.print(f"  note: {note}", markup=False)
+    bad = [r.service for r in results if not r.clean]
+    line(f"checked {len(results)} service(s): " + (f"findings in {', '.join(bad)}" if bad else "no findings"))
+
+
+def verify_progress(quiet: bool = False):
+    """A line per check as verify goes: ok, or FAILED with the reason and the objects that differ."""
+    from .verify import Check, VerifyEvents
+
+    if quiet:
+        return VerifyEvents()
+
+    def target(service: str, where: str) -> None:
+        out.print(f"[bold]{service}[/bold]: scratch database {where}", highlight=False)
+
+    def check(c: Check) -> None:
+        if c.ok:
+            detail = f"  [dim]{c.detail}[/dim]" if c.detail else ""
+            out.print(f"  [green]ok[/green]      {c.name}{detail}", highlight=False)
+            return
+        out.print(f"  [red]FAILED[/red]  {c.name}: {c.detail}", highlight=False)
+        _difference(c.service, c.objects, c.diff)
+
+    return VerifyEvents(target=target, check=check)
+
+
+def verify_data(report) -> dict:
+    return {
+        "ok": report.ok,
+        "services": report.services,
+        "scratch": report.scratch,
+        "checks": [{"service": c.service, "check": c.name, "ok": c.ok, "detail": c.detail,
+                    "objects": c.objects, "diff": c.diff} for c in report.checks],
+    }
+
+
+def verify_summary(report, as_json: bool) -> None:
+    if as_json:
+        emit_json(verify_data(report))
+        return
+    failed = report.failed
+    verdict = f"{len(failed)} FAILED ({', '.join(sorted({c.service for c in failed}))})" if failed else "all hold"
+    line(f"verified {len(report.services)} service(s), {len(report.checks)} checks: {verdict};"
+         f" scratch databases dropped")
