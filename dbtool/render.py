@@ -11,8 +11,10 @@ from rich.console import Console
 from rich.table import Table
 
 from .api import Events, ServiceResult
+from .schema import CheckResult, DumpResult
 from .seed import SeedEvents, SeedReport, TableLoad
 from .triggers import TriggerSync
+from .verify import Check, VerifyEvents, VerifyReport
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -296,7 +298,7 @@ def seed_summary(report: SeedReport, as_json: bool) -> None:
 # ---------------------------------------------------------------- schema dump | check, verify
 
 
-def schema_dump(results: list, as_json: bool) -> None:
+def schema_dump(results: list[DumpResult], as_json: bool) -> None:
     if as_json:
         emit_json([{"service": r.service, "file": str(r.path), "source": r.source, "changed": r.changed}
                    for r in results])
@@ -314,7 +316,7 @@ def _difference(service: str, objects: list[str], diff: str) -> None:
         out.print(f"    {text}", style="dim", markup=False)
 
 
-def schema_check_data(results: list) -> list[dict]:
+def schema_check_data(results: list[CheckResult]) -> list[dict]:
     def diff(d) -> dict:
         return {"objects": d.findings(), "diff": d.diff} if d else {"objects": [], "diff": ""}
 
@@ -331,7 +333,7 @@ def schema_check_data(results: list) -> list[dict]:
     ]
 
 
-def schema_check(results: list, as_json: bool) -> None:
+def schema_check(results: list[CheckResult], as_json: bool) -> None:
     if as_json:
         emit_json(schema_check_data(results))
         return
@@ -360,10 +362,8 @@ def schema_check(results: list, as_json: bool) -> None:
     line(f"checked {len(results)} service(s): " + (f"findings in {', '.join(bad)}" if bad else "no findings"))
 
 
-def verify_progress(quiet: bool = False):
+def verify_progress(quiet: bool = False) -> VerifyEvents:
     """A line per check as verify goes: ok, or FAILED with the reason and the objects that differ."""
-    from .verify import Check, VerifyEvents
-
     if quiet:
         return VerifyEvents()
 
@@ -381,7 +381,7 @@ def verify_progress(quiet: bool = False):
     return VerifyEvents(target=target, check=check)
 
 
-def verify_data(report) -> dict:
+def verify_data(report: VerifyReport) -> dict:
     return {
         "ok": report.ok,
         "services": report.services,
@@ -391,7 +391,7 @@ def verify_data(report) -> dict:
     }
 
 
-def verify_summary(report, as_json: bool) -> None:
+def verify_summary(report: VerifyReport, as_json: bool) -> None:
     if as_json:
         emit_json(verify_data(report))
         return

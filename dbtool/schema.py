@@ -122,18 +122,15 @@ def header(service: str) -> str:
     )
 
 
-def _major(version_text: str) -> int:
-    match = re.search(r"(\d+)(?:\.(\d+))?", version_text)
-    return int(match.group(1)) if match else 0
-
-
 @functools.lru_cache(maxsize=16)
 def _pg_dump_major(path: str) -> int:
+    """The major version of a pg_dump ("pg_dump (PostgreSQL) 15.18 (Debian ...)" is 15); 0 if it does not say."""
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return 0
-    return _major(out.rsplit(")", 1)[-1]) if "pg_dump" in out else 0
+    match = re.search(r"pg_dump \(PostgreSQL\) (\d+)", out)
+    return int(match.group(1)) if match else 0
 
 
 def _pg_dump_candidates(environ: Mapping[str, str]) -> list[str]:
@@ -167,13 +164,12 @@ def find_pg_dump(server_major: int, environ: Mapping[str, str]) -> str:
 
 def pg_dump(conninfo: str, environ: Mapping[str, str] | None = None, hidden: list[str] | None = None) -> str:
     """pg_dump --schema-only of one database, normalised; dbtool's tracking tables left out."""
-    environ = dict(os.environ if environ is None else environ)
     parts = {k: v for k, v in conninfo_to_dict(conninfo).items() if v not in (None, "")}
     password = parts.pop("password", None)
-    with psycopg.connect(conninfo, connect_timeout=10) as conn:
+    with server.connect(conninfo) as conn:
         server_major = conn.info.server_version // 10000
-    program = find_pg_dump(server_major, environ)
-    env = dict(os.environ)
+    program = find_pg_dump(server_major, os.environ if environ is None else environ)
+    env = dict(os.environ)  # the child needs PATH and the like, whatever the settings' environ holds
     if password:
         env["PGPASSWORD"] = str(password)  # never on the command line, where ps would show it
     excluded = [f"--exclude-table={name}" for name in TRACKING_TABLES]
