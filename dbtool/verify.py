@@ -15,10 +15,12 @@ compared as pg_dump text, so a difference names the objects.
 from __future__ import annotations
 
 from contextlib import ExitStack
+from datetime import datetime
 from dataclasses import dataclass, field
 from typing import Callable
 
 import psycopg
+from psycopg import sql
 
 from . import api, server
 from . import migrations as mig
@@ -28,6 +30,10 @@ from . import triggers as trig
 from .config import Settings, secrets, url_variable
 from .errors import DatabaseUnavailable, DbtoolError
 from .scratch import scratch_database, scratch_name, scratch_server
+
+
+# An UPDATE writes this into updated_at; the trigger must replace it with the current time.
+_LONG_AGO, _LONG_AGO_END = datetime(2000, 1, 1), datetime(2000, 1, 2)
 
 
 @dataclass
@@ -177,6 +183,7 @@ def verify(settings: Settings, services: list[str] | None = None, scratch_dsn: s
             events.target(service, report.scratch[service])
             if _Walk(service, scratch[service], trees[service], settings, report, events).run():
                 _seeds(seed_settings, service, report, events)
+                _updates_keep_updated_at(scratch[service], service, settings, report, events)
     return report
 
 
@@ -220,5 +227,28 @@ def _seeds(settings: Settings, service: str, report: VerifyReport, events: Verif
             detail = (f"{rows} row(s) from {len(files)} file(s)" if not again else
                       f"the second run added {again} row(s); make the seed files idempotent (ON CONFLICT DO NOTHING)")
             check = Check(service, name, not again, detail)
+    report.checks.append(check)
+    events.check(check)
+
+
+def _updates_keep_updated_at(conninfo: str, service: str, settings: Settings, report: VerifyReport,
+                             events: VerifyEvents) -> None:
+    """The triggers really fire: an UPDATE of a seeded row that sets updated_at far back gets now() instead."""
+    checked, stale = [], []
+    with server.connect(conninfo, wait=settings.wait) as conn:
+        with conn.transaction(force_rollback=True):  # the seeded rows stay as they were
+            for table in trig.plan(conn).tables:
+                row = conn.execute(sql.SQL(
+                    "UPDATE {t} SET {c} = %s WHERE ctid = (SELECT ctid FROM {t} LIMIT 1) RETURNING {c} < %s"
+                ).format(t=sql.Identifier(table), c=sql.Identifier(trig.COLUMN)), (_LONG_AGO, _LONG_AGO_END)).fetchone()
+                if row is not None:
+                    checked.append(table)
+                    if row[0]:
+                        stale.append(table)
+    if stale:
+        detail = f"UPDATE left {trig.COLUMN} as written on {', '.join(stale)}; run 'dbtool triggers' and see its report"
+    else:
+        detail = f"on {', '.join(checked)}" if checked else "no seeded row to update"
+    check = Check(service, f"triggers: an UPDATE sets {trig.COLUMN}", not stale, detail)
     report.checks.append(check)
     events.check(check)

@@ -55,6 +55,7 @@ def test_every_service_verifies_and_no_scratch_database_is_left(cli, project, se
             assert f"down {m.id} restores the schema from before its up" in names
         assert "schema.sql matches the migrations" in names
         assert "triggers: a second sync changes nothing" in names
+        assert "triggers: an UPDATE sets updated_at" in names
         seeds = next(c for c in report["checks"] if c["service"] == service and c["check"].startswith("seeds"))
         assert re.match(r"[1-9]\d* row\(s\) from", seeds["detail"]), seeds
     assert scratch_databases(server) == before == []
@@ -314,3 +315,23 @@ def test_a_malformed_scratch_dsn(cli, project):
     result = cli("verify", "--scratch-dsn", "not a url", "--schemas-dir", project / "schemas")
     assert result.exit_code == 2
     assert "--scratch-dsn: not a PostgreSQL connection string" in one_error_line(result)
+
+
+def test_an_update_that_does_not_touch_updated_at_is_caught(cli, project, new_db):
+    from dbtool.config import Settings
+    from dbtool.verify import VerifyEvents, VerifyReport, _updates_keep_updated_at
+
+    conninfo = new_db("identity")
+    env = {"IDENTITY_DATABASE_URL": conninfo}
+    assert cli("migrate", "identity", "--schemas-dir", project / "schemas", env=env).exit_code == 0
+    assert cli("seed", "identity", "--schemas-dir", project / "schemas", env=env).exit_code == 0
+    report = VerifyReport(["identity"])
+    _updates_keep_updated_at(conninfo, "identity", Settings(), report, VerifyEvents())
+    assert [(c.ok, c.detail) for c in report.checks] == [(True, "on users")]
+    with connect(conninfo) as conn:
+        conn.execute("DROP TRIGGER update_users_updated_at ON users")
+        updated = conn.execute("SELECT max(updated_at) FROM users").fetchone()[0]
+    _updates_keep_updated_at(conninfo, "identity", Settings(), report, VerifyEvents())
+    assert not report.checks[-1].ok and "UPDATE left updated_at as written on users" in report.checks[-1].detail
+    with connect(conninfo) as conn:  # the check rolled its UPDATE back
+        assert conn.execute("SELECT max(updated_at) FROM users").fetchone()[0] == updated
