@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterator
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .api import Events, ServiceResult
@@ -333,29 +334,39 @@ def schema_check_data(results: list[CheckResult]) -> list[dict]:
     ]
 
 
+_MARKS = {"ok": "[green]ok[/green]    ", "FAILED": "[red]FAILED[/red]", "DRIFT": "[red]DRIFT[/red] ",
+          "--": "[yellow]--[/yellow]    "}
+
+
+def _mark(mark: str, text: str, note: str = "") -> None:
+    """'  ok      <text>  <note>': the mark styled, the text as is (paths and messages may hold brackets)."""
+    dim = f"  [dim]{escape(note)}[/dim]" if note else ""
+    out.print(f"  {_MARKS[mark]}  {escape(text)}{dim}", highlight=False)
+
+
 def schema_check(results: list[CheckResult], as_json: bool) -> None:
     if as_json:
         emit_json(schema_check_data(results))
         return
     for r in results:
-        out.print(f"[bold]{r.service}[/bold]: rebuilt from its migrations on a scratch database")
+        out.print(f"[bold]{escape(r.service)}[/bold]: rebuilt from its migrations on a scratch database")
         fix = f"run 'dbtool schema dump --from-migrations {r.service}' and commit it"
         if r.file == "ok":
-            out.print(f"  [green]ok[/green]      {r.path} matches the migrations")
+            _mark("ok", f"{r.path} matches the migrations")
         elif r.file == "missing":
-            out.print(f"  [red]FAILED[/red]  {r.path} does not exist; {fix}", highlight=False)
+            _mark("FAILED", f"{r.path} does not exist; {fix}")
         else:
-            out.print(f"  [red]FAILED[/red]  {r.path} is stale or was edited by hand; {fix}", highlight=False)
+            _mark("FAILED", f"{r.path} is stale or was edited by hand; {fix}")
             _difference(r.service, r.file_diff.findings(), r.file_diff.diff)
         if r.live == "ok":
-            out.print(f"  [green]ok[/green]      the live database {r.database} matches the migrations", highlight=False)
+            _mark("ok", f"the live database {r.database} matches the migrations")
         elif r.live == "drift":
             count = len(r.live_diff.findings())
-            out.print(f"  [red]DRIFT[/red]   the live database {r.database} was changed outside its migrations"
-                      f" ({count} finding{'s' if count != 1 else ''}):", highlight=False)
+            _mark("DRIFT", f"the live database {r.database} was changed outside its migrations"
+                           f" ({count} finding{'s' if count != 1 else ''}):")
             _difference(r.service, r.live_diff.findings(), r.live_diff.diff)
         else:
-            out.print(f"  [yellow]--[/yellow]      the live database {r.database}: not compared", highlight=False)
+            _mark("--", f"the live database {r.database}: not compared")
         for note in r.notes:
             out.print(f"  note: {note}", markup=False)
     bad = [r.service for r in results if not r.clean]
@@ -368,14 +379,13 @@ def verify_progress(quiet: bool = False) -> VerifyEvents:
         return VerifyEvents()
 
     def target(service: str, where: str) -> None:
-        out.print(f"[bold]{service}[/bold]: scratch database {where}", highlight=False)
+        out.print(f"[bold]{escape(service)}[/bold]: scratch database {escape(where)}", highlight=False)
 
     def check(c: Check) -> None:
         if c.ok:
-            detail = f"  [dim]{c.detail}[/dim]" if c.detail else ""
-            out.print(f"  [green]ok[/green]      {c.name}{detail}", highlight=False)
+            _mark("ok", c.name, c.detail)
             return
-        out.print(f"  [red]FAILED[/red]  {c.name}: {c.detail}", highlight=False)
+        _mark("FAILED", f"{c.name}: {c.detail}")
         _difference(c.service, c.objects, c.diff)
 
     return VerifyEvents(target=target, check=check)
