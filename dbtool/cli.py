@@ -246,16 +246,19 @@ ScratchDsn = Annotated[Optional[str], typer.Option(
 @handled
 def schema_dump(
     services: Services = None,
-    from_migrations: Annotated[bool, typer.Option(
-        "--from-migrations", help="Dump what the migrations build on a scratch database instead of the"
-                                  " service's (fully migrated) database.")] = False,
+    live: Annotated[bool, typer.Option(
+        "--live", help="Dump the service's own database (it must be fully migrated) instead of what the"
+                       " migrations build on a scratch database.")] = False,
     scratch_dsn: ScratchDsn = None, json: Json = False,
     env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
     wait: Wait = 0.0, traceback: Traceback = False,
 ) -> None:
-    """Write schemas/<service>/schema.sql: pg_dump of the schema, without owners, privileges or volatile lines."""
+    """Write schemas/<service>/schema.sql: what the migrations build, as pg_dump writes it, minus volatile lines.
+
+    Run it after adding or changing a migration, and commit the file.
+    """
     settings = _settings(env, schemas_dir, dsn, wait)
-    render.schema_dump(schemas.dump(settings, services, from_migrations, scratch_dsn), json)
+    render.schema_dump(schemas.dump(settings, services, live, scratch_dsn), json)
 
 
 @schema_app.command("check")

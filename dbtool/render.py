@@ -350,7 +350,7 @@ def schema_check(results: list[CheckResult], as_json: bool) -> None:
         return
     for r in results:
         out.print(f"[bold]{escape(r.service)}[/bold]: rebuilt from its migrations on a scratch database")
-        fix = f"run 'dbtool schema dump --from-migrations {r.service}' and commit it"
+        fix = f"run 'dbtool schema dump {r.service}' and commit it"
         if r.file == "ok":
             _mark("ok", f"{r.path} matches the migrations")
         elif r.file == "missing":

@@ -117,7 +117,7 @@ def header(service: str) -> str:
     return (
         f"-- {service}: the schema its migrations build, updated_at triggers included.\n"
         f"-- Written by 'dbtool schema dump' (pg_dump --schema-only, without owners, privileges or\n"
-        f"-- volatile lines). Do not edit: change a migration, then run 'dbtool schema dump --from-migrations'.\n"
+        f"-- volatile lines). Do not edit: change a migration, then run 'dbtool schema dump'.\n"
         f"-- 'dbtool verify' and 'dbtool schema check' compare databases with this file.\n"
     )
 
@@ -334,14 +334,19 @@ class DumpResult:
     changed: bool
 
 
-def dump(settings: Settings, services: list[str] | None = None, from_migrations: bool = False,
+def dump(settings: Settings, services: list[str] | None = None, live: bool = False,
          scratch_dsn: str | None = None) -> list[DumpResult]:
-    """Write schemas/<service>/schema.sql: of the migrated database, or of the migrations on a scratch one."""
+    """Write schemas/<service>/schema.sql: what the migrations build on a scratch database, or (live) the
+    service's own fully migrated database.
+
+    Built from the migrations by default, so a change made by hand to a development database never
+    reaches the committed file.
+    """
     from .references import migrated_conninfo
 
     results = []
     for service, tree in api.validate(settings, services).items():
-        if from_migrations:
+        if not live:
             place = scratch_server(settings, service, scratch_dsn)
             with scratch_database(place, scratch_name(service, settings), settings.wait) as conninfo:
                 text = build(conninfo, tree, None, settings)

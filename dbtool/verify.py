@@ -147,7 +147,7 @@ class _Walk:
 
     def _schema_file(self, final: str) -> None:
         path = self.settings.schemas_dir / self.service / schema.SCHEMA_FILE
-        fix = f"run 'dbtool schema dump --from-migrations {self.service}' and commit it"
+        fix = f"run 'dbtool schema dump {self.service}' and commit it"
         if not path.exists():
             self.add(f"{schema.SCHEMA_FILE} matches the migrations", False, f"{path} does not exist; {fix}")
             return

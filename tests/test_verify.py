@@ -113,7 +113,7 @@ def test_an_irreversible_migration_stops_the_walk_down_without_failing(cli, proj
     folder = project / "schemas" / "identity"
     (folder / "003_add_users_name_index.sql").write_text("CREATE INDEX idx_users_name ON users (name);\n")
     (folder / "003_add_users_name_index.down.sql").write_text("-- dbtool: irreversible kept for good\n")
-    assert cli("schema", "dump", "identity", "--from-migrations", "--scratch-dsn", server.admin,
+    assert cli("schema", "dump", "identity", "--scratch-dsn", server.admin,
                "--schemas-dir", project / "schemas").exit_code == 0
     result = verify(cli, project, server, "identity", "--json")
     assert result.exit_code == 0, result.output
@@ -134,7 +134,7 @@ def test_a_stale_schema_file_fails_verify_and_check_until_dumped_again(cli, proj
     assert result.exit_code == 1, result.output
     [bad] = failed(json.loads(result.stdout))
     assert bad["check"] == "schema.sql matches the migrations"
-    assert "is stale or was edited by hand; run 'dbtool schema dump --from-migrations identity'" in bad["detail"]
+    assert "is stale or was edited by hand; run 'dbtool schema dump identity'" in bad["detail"]
     assert bad["objects"] == ["INDEX idx_users_role: only in what the migrations build, not in " + str(path)]
 
     check = cli("schema", "check", "identity", "--scratch-dsn", server.admin, "--schemas-dir", project / "schemas",
@@ -144,7 +144,7 @@ def test_a_stale_schema_file_fails_verify_and_check_until_dumped_again(cli, proj
     assert data["schema_file"]["state"] == "stale" and data["live"]["state"] == "not compared"
     assert "does not exist yet" in data["notes"][0]
 
-    dump = cli("schema", "dump", "identity", "--from-migrations", "--scratch-dsn", server.admin,
+    dump = cli("schema", "dump", "identity", "--scratch-dsn", server.admin,
                "--schemas-dir", project / "schemas")
     assert dump.exit_code == 0, dump.output
     assert path.read_text() == committed  # the same bytes as the committed file: the dump is deterministic
@@ -157,7 +157,7 @@ def test_a_missing_schema_file_fails(cli, project, server):
     result = verify(cli, project, server, "chat", "--json")
     assert result.exit_code == 1
     [bad] = failed(json.loads(result.stdout))
-    assert "schema.sql does not exist; run 'dbtool schema dump --from-migrations chat'" in bad["detail"]
+    assert "schema.sql does not exist; run 'dbtool schema dump chat'" in bad["detail"]
 
 
 @pytest.fixture
@@ -221,7 +221,7 @@ def test_dump_of_the_live_database_is_deterministic_and_equals_the_migrations(cl
     conninfo, env = live_course
     path = project / "schemas" / "course" / SCHEMA_FILE
     path.unlink()
-    args = ("schema", "dump", "course", "--schemas-dir", project / "schemas")
+    args = ("schema", "dump", "course", "--live", "--schemas-dir", project / "schemas")
     first = cli(*args, env=env)
     assert first.exit_code == 0, first.output
     assert "course: wrote" in first.stdout
@@ -244,7 +244,7 @@ def test_dump_refuses_a_database_that_is_not_fully_migrated(cli, project, new_db
     committed = path.read_text()
     env = {"IDENTITY_DATABASE_URL": conninfo}
     assert cli("migrate", "identity", "--to", "1", "--schemas-dir", project / "schemas", env=env).exit_code == 0
-    result = cli("schema", "dump", "identity", "--schemas-dir", project / "schemas", env=env)
+    result = cli("schema", "dump", "identity", "--live", "--schemas-dir", project / "schemas", env=env)
     assert result.exit_code == 4
     assert "1 pending migration(s) (002_create_refresh_tokens_table); run 'dbtool migrate identity' first" \
         in one_error_line(result)
@@ -282,7 +282,7 @@ def test_a_role_without_createdb_cannot_make_scratch_databases(cli, project, ser
     assert scratch_databases(server) == []
 
 
-@pytest.mark.parametrize("command", [("verify",), ("schema", "check"), ("schema", "dump", "--from-migrations")])
+@pytest.mark.parametrize("command", [("verify",), ("schema", "check"), ("schema", "dump")])
 def test_an_unreachable_scratch_server(cli, project, command):
     result = cli(*command, "identity", "--scratch-dsn", "postgresql://someone:hush-hush@127.0.0.1:1/postgres",
                  "--schemas-dir", project / "schemas", env={"IDENTITY_DATABASE_URL": "postgresql://127.0.0.1:1/x"})
@@ -292,7 +292,7 @@ def test_an_unreachable_scratch_server(cli, project, command):
     assert "--scratch-dsn" in message and "hush-hush" not in result.output
 
 
-@pytest.mark.parametrize("command", [("verify",), ("schema", "check"), ("schema", "dump", "--from-migrations")])
+@pytest.mark.parametrize("command", [("verify",), ("schema", "check"), ("schema", "dump")])
 def test_prod_needs_a_scratch_server(cli, project, command):
     result = cli(*command, "identity", "--env", "prod", "--dsn", "postgresql://127.0.0.1:1/identity_db",
                  "--schemas-dir", project / "schemas")

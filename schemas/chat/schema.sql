@@ -1,6 +1,6 @@
 -- chat: the schema its migrations build, updated_at triggers included.
 -- Written by 'dbtool schema dump' (pg_dump --schema-only, without owners, privileges or
--- volatile lines). Do not edit: change a migration, then run 'dbtool schema dump --from-migrations'.
+-- volatile lines). Do not edit: change a migration, then run 'dbtool schema dump'.
 -- 'dbtool verify' and 'dbtool schema check' compare databases with this file.
 
 --
