@@ -16,6 +16,13 @@ from dbtool.schema import SCHEMA_FILE
 from fleet import SERVICES
 
 
+@pytest.fixture(autouse=True)
+def no_outside_settings(monkeypatch):
+    """A scratch server or pg_dump set in the shell must not change what these tests see."""
+    monkeypatch.delenv("DBTOOL_SCRATCH_DSN", raising=False)
+    monkeypatch.delenv("DBTOOL_PG_DUMP", raising=False)
+
+
 def scratch_databases(server) -> list[str]:
     with connect(server.admin) as conn:
         return [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE '%\\_scratch\\_%'")]
@@ -335,3 +342,15 @@ def test_an_update_that_does_not_touch_updated_at_is_caught(cli, project, new_db
     assert not report.checks[-1].ok and "UPDATE left updated_at as written on users" in report.checks[-1].detail
     with connect(conninfo) as conn:  # the check rolled its UPDATE back
         assert conn.execute("SELECT max(updated_at) FROM users").fetchone()[0] == updated
+
+
+def test_the_scratch_server_can_come_from_the_environment(cli, project, server):
+    result = cli("verify", "chat", "--json", "--schemas-dir", project / "schemas",
+                 env={"DBTOOL_SCRATCH_DSN": server.admin})
+    assert result.exit_code == 0, result.output
+    scratch = json.loads(result.stdout)["scratch"]
+    assert sorted(scratch) == ["chat", "identity"]  # chat's seeds point at identity's users
+    assert all(where.startswith("chat_db_dev_scratch_") or where.startswith("identity_db_dev_scratch_")
+               for where in scratch.values())
+    assert all(where.endswith("(--scratch-dsn)") for where in scratch.values())
+    assert scratch_databases(server) == []
