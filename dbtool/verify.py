@@ -76,6 +76,7 @@ class _Walk:
                  report: VerifyReport, events: VerifyEvents):
         self.service, self.conninfo, self.tree, self.settings = service, conninfo, tree, settings
         self.report, self.events = report, events
+        self.step = "the round trip"  # the check a failing step is reported under
 
     def add(self, name: str, ok: bool, detail: str = "", difference: schema.Difference | None = None) -> bool:
         check = Check(self.service, name, ok, detail)
@@ -101,7 +102,6 @@ class _Walk:
     def run(self) -> bool:
         """True when the walk got to the end (its checks may still have failed)."""
         first = self.dump()  # outside the try: no usable pg_dump is bad input (exit 2), not a finding
-        self.step = "the round trip"
         try:
             with server.connect(self.conninfo, wait=self.settings.wait) as conn:
                 self._round_trip(conn, first)
