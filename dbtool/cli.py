@@ -12,6 +12,7 @@ import typer
 from . import api, references, render, seed as seeding
 from . import audit as index_audit
 from . import lint as linting
+from . import schema as schemas, verify as verifying
 from . import server as embedded
 from .config import Settings, make_settings, redact, secrets
 from .errors import DbtoolError, ExitCode, Refused
@@ -49,7 +50,7 @@ def handled(func: Callable) -> Callable:
         except DbtoolError as exc:
             if kwargs.get("traceback"):
                 raise
-            hidden = secrets(Settings(dsn=kwargs.get("dsn")))
+            hidden = secrets(Settings(dsn=kwargs.get("dsn"))) + secrets(Settings(dsn=kwargs.get("scratch_dsn")))
             for line in str(exc).splitlines() or [type(exc).__name__]:
                 render.error(redact(line, hidden))
             raise typer.Exit(int(exc.exit_code)) from None
@@ -278,6 +279,73 @@ def lint(
     report = linting.lint(make_settings(schemas_dir=schemas_dir), paths)
     render.lint(report, fmt)
     if report.errors:
+        raise typer.Exit(int(ExitCode.FINDINGS))
+
+
+# ---------------------------------------------------------------- schema dump | check, verify
+
+schema_app = typer.Typer(help="The schema a service's migrations build, kept in schemas/<service>/schema.sql.",
+                         no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
+ScratchDsn = Annotated[Optional[str], typer.Option(
+    "--scratch-dsn", envvar="DBTOOL_SCRATCH_DSN", show_envvar=True,
+    help="Admin URL of a server to build scratch databases on (default: each service's own server;"
+         " required with --env prod).")]
+
+
+@schema_app.command("dump")
+@handled
+def schema_dump(
+    services: Services = None,
+    live: Annotated[bool, typer.Option(
+        "--live", help="Dump the service's own database (it must be fully migrated) instead of what the"
+                       " migrations build on a scratch database.")] = False,
+    scratch_dsn: ScratchDsn = None, json: Json = False,
+    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
+    wait: Wait = 0.0, traceback: Traceback = False,
+) -> None:
+    """Write schemas/<service>/schema.sql: what the migrations build, as pg_dump writes it, minus volatile lines.
+
+    Run it after adding or changing a migration, and commit the file.
+    """
+    settings = _settings(env, schemas_dir, dsn, wait)
+    render.schema_dump(schemas.dump(settings, services, live, scratch_dsn), json)
+
+
+@schema_app.command("check")
+@handled
+def schema_check(
+    services: Services = None, scratch_dsn: ScratchDsn = None, json: Json = False,
+    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
+    wait: Wait = 0.0, traceback: Traceback = False,
+) -> None:
+    """Rebuild each service from its migrations on a scratch database; compare with schema.sql and the live database.
+
+    Exit 1 when schema.sql is stale or the live database drifted (each object named).
+    """
+    settings = _settings(env, schemas_dir, dsn, wait)
+    results = schemas.check(settings, services, scratch_dsn)
+    render.schema_check(results, json)
+    if not all(r.clean for r in results):
+        raise typer.Exit(int(ExitCode.FINDINGS))
+
+
+@app.command()
+@handled
+def verify(
+    services: Services = None, scratch_dsn: ScratchDsn = None, json: Json = False,
+    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
+    wait: Wait = 0.0, traceback: Traceback = False,
+) -> None:
+    """On scratch databases: migrate, roll back, migrate again; compare with schema.sql; run triggers and seeds.
+
+    Each check is a line, ok or FAILED with the reason; exit 1 when any fails. The service's own
+    database is never touched.
+    """
+    settings = _settings(env, schemas_dir, dsn, wait)
+    report = verifying.verify(settings, services, scratch_dsn, events=render.verify_progress(json))
+    render.verify_summary(report, json)
+    if not report.ok:
         raise typer.Exit(int(ExitCode.FINDINGS))
 
 

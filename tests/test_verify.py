@@ -1,0 +1,356 @@
+"""dbtool verify and dbtool schema dump|check, through the command line, on the test server."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from pathlib import Path
+
+import pytest
+from psycopg import sql
+
+from conftest import SCHEMAS, connect
+from dbtool import migrations as mig
+from dbtool.schema import SCHEMA_FILE
+from fleet import SERVICES
+
+
+@pytest.fixture(autouse=True)
+def no_outside_settings(monkeypatch):
+    """A scratch server or pg_dump set in the shell must not change what these tests see."""
+    monkeypatch.delenv("DBTOOL_SCRATCH_DSN", raising=False)
+    monkeypatch.delenv("DBTOOL_PG_DUMP", raising=False)
+
+
+def scratch_databases(server) -> list[str]:
+    with connect(server.admin) as conn:
+        return [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE '%\\_scratch\\_%'")]
+
+
+def one_error_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+def verify(cli, project: Path, server, *args: str, env: dict[str, str] | None = None):
+    return cli("verify", *args, "--scratch-dsn", server.admin, "--schemas-dir", project / "schemas", env=env)
+
+
+def failed(report: dict) -> list[dict]:
+    return [c for c in report["checks"] if not c["ok"]]
+
+
+def tables(conninfo: str) -> set[str]:
+    with connect(conninfo) as conn:
+        return {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+
+
+def test_every_service_verifies_and_no_scratch_database_is_left(cli, project, server):
+    before = scratch_databases(server)
+    result = verify(cli, project, server, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["ok"] and failed(report) == []
+    assert sorted(report["services"]) == SERVICES
+    for service in SERVICES:
+        names = [c["check"] for c in report["checks"] if c["service"] == service]
+        for m in mig.load_tree(SCHEMAS / service):
+            assert f"up {m.id}" in names
+            assert f"down {m.id} restores the schema from before its up" in names
+        assert "schema.sql matches the migrations" in names
+        assert "triggers: a second sync changes nothing" in names
+        assert "triggers: an UPDATE sets updated_at" in names
+        seeds = next(c for c in report["checks"] if c["service"] == service and c["check"].startswith("seeds"))
+        assert re.match(r"[1-9]\d* row\(s\) from", seeds["detail"]), seeds
+    assert scratch_databases(server) == before == []
+
+
+def test_human_output_is_a_line_per_check(cli, project, server):
+    result = verify(cli, project, server, "identity")
+    assert result.exit_code == 0, result.output
+    assert "  ok      down 002_create_refresh_tokens_table restores the schema from before its up" in result.stdout
+    assert "all hold; scratch databases dropped" in result.stdout
+
+
+def test_without_scratch_dsn_it_builds_beside_the_service_database_and_leaves_that_alone(cli, project, new_db, server):
+    live = new_db("identity")
+    result = cli("verify", "identity", "--schemas-dir", project / "schemas", env={"IDENTITY_DATABASE_URL": live})
+    assert result.exit_code == 0, result.output
+    assert tables(live) == set()  # verify never migrates the service's own database
+    assert scratch_databases(server) == []
+
+
+def test_a_down_file_that_does_not_undo_its_up_fails_naming_the_migration(cli, project, server):
+    folder = project / "schemas" / "identity"
+    (folder / "003_add_users_name_index.sql").write_text("CREATE INDEX idx_users_name ON users (name);\n")
+    (folder / "003_add_users_name_index.down.sql").write_text("-- forgot the index\nSELECT 1;\n")
+    result = verify(cli, project, server, "identity", "--json")
+    assert result.exit_code == 1, result.output
+    checks = failed(json.loads(result.stdout))
+    down = next(c for c in checks if c["check"].startswith("down 003_add_users_name_index"))
+    assert "003_add_users_name_index.down.sql does not undo 003_add_users_name_index.sql" in down["detail"]
+    assert any(o.startswith("INDEX idx_users_name: only in the schema after") for o in down["objects"])
+    assert "+CREATE INDEX idx_users_name ON public.users USING btree (name);" in down["diff"]
+    assert scratch_databases(server) == []
+
+    human = verify(cli, project, server, "identity")
+    assert human.exit_code == 1
+    assert "FAILED  down 003_add_users_name_index restores the schema from before its up" in human.stdout
+    assert "identity: INDEX idx_users_name: only in the schema after" in human.stdout
+
+
+def test_a_failing_statement_fails_the_service_and_the_others_still_run(cli, project, server):
+    folder = project / "schemas" / "chat"
+    (folder / "003_broken.sql").write_text("ALTER TABLE chat_sessions ADD COLUMN x nosuchtype;\n")
+    (folder / "003_broken.down.sql").write_text("ALTER TABLE chat_sessions DROP COLUMN x;\n")
+    result = verify(cli, project, server, "--json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    [bad] = failed(report)
+    assert bad["service"] == "chat" and bad["check"] == "up 003_broken"
+    assert "003_broken.sql:1: type \"nosuchtype\" does not exist" in bad["detail"]
+    assert {c["service"] for c in report["checks"] if c["ok"]} == set(SERVICES)
+    assert scratch_databases(server) == []
+
+
+def test_an_irreversible_migration_stops_the_walk_down_without_failing(cli, project, server):
+    folder = project / "schemas" / "identity"
+    (folder / "003_add_users_name_index.sql").write_text("CREATE INDEX idx_users_name ON users (name);\n")
+    (folder / "003_add_users_name_index.down.sql").write_text("-- dbtool: irreversible kept for good\n")
+    assert cli("schema", "dump", "identity", "--scratch-dsn", server.admin,
+               "--schemas-dir", project / "schemas").exit_code == 0
+    result = verify(cli, project, server, "identity", "--json")
+    assert result.exit_code == 0, result.output
+    names = [c["check"] for c in json.loads(result.stdout)["checks"]]
+    assert "down 003_add_users_name_index" in names
+    assert not any(n.startswith("down 002") for n in names)
+
+
+def test_a_stale_schema_file_fails_verify_and_check_until_dumped_again(cli, project, server):
+    path = project / "schemas" / "identity" / SCHEMA_FILE
+    committed = path.read_text()
+    block = "--\n-- Name: idx_users_role; Type: INDEX; Schema: public; Owner: -\n--\n\n" \
+            "CREATE INDEX idx_users_role ON public.users USING btree (role);\n\n\n"
+    assert block in committed
+    path.write_text(committed.replace(block, ""))
+
+    result = verify(cli, project, server, "identity", "--json")
+    assert result.exit_code == 1, result.output
+    [bad] = failed(json.loads(result.stdout))
+    assert bad["check"] == "schema.sql matches the migrations"
+    assert "is stale or was edited by hand; run 'dbtool schema dump identity'" in bad["detail"]
+    assert bad["objects"] == ["INDEX idx_users_role: only in what the migrations build, not in " + str(path)]
+
+    check = cli("schema", "check", "identity", "--scratch-dsn", server.admin, "--schemas-dir", project / "schemas",
+                "--json", env={"IDENTITY_DATABASE_URL": server.conninfo("verify_no_such_db")})
+    assert check.exit_code == 1, check.output
+    [data] = json.loads(check.stdout)
+    assert data["schema_file"]["state"] == "stale" and data["live"]["state"] == "not compared"
+    assert "does not exist yet" in data["notes"][0]
+
+    dump = cli("schema", "dump", "identity", "--scratch-dsn", server.admin,
+               "--schemas-dir", project / "schemas")
+    assert dump.exit_code == 0, dump.output
+    assert path.read_text() == committed  # the same bytes as the committed file: the dump is deterministic
+    assert verify(cli, project, server, "identity").exit_code == 0
+    assert scratch_databases(server) == []
+
+
+def test_a_missing_schema_file_fails(cli, project, server):
+    (project / "schemas" / "chat" / SCHEMA_FILE).unlink()
+    result = verify(cli, project, server, "chat", "--json")
+    assert result.exit_code == 1
+    [bad] = failed(json.loads(result.stdout))
+    assert "schema.sql does not exist; run 'dbtool schema dump chat'" in bad["detail"]
+
+
+@pytest.fixture
+def live_course(cli, project, new_db):
+    conninfo = new_db("course")
+    env = {"COURSE_DATABASE_URL": conninfo}
+    assert cli("migrate", "course", "--schemas-dir", project / "schemas", env=env).exit_code == 0
+    return conninfo, env
+
+
+def test_hand_made_drift_is_reported_object_by_object(cli, project, server, live_course):
+    conninfo, env = live_course
+    args = ("schema", "check", "course", "--scratch-dsn", server.admin, "--schemas-dir", project / "schemas")
+    clean = cli(*args, env=env)
+    assert clean.exit_code == 0, clean.output
+    assert "the live database" in clean.stdout and "matches the migrations" in clean.stdout
+    with connect(conninfo) as conn:
+        conn.execute("DROP INDEX idx_courses_price")
+        conn.execute("ALTER TABLE courses ADD COLUMN notes TEXT")
+    before = tables(conninfo)
+
+    result = cli(*args, env=env)
+    assert result.exit_code == 1, result.output
+    assert "course: INDEX idx_courses_price: missing from the live database" in result.stdout
+    assert "course: TABLE courses: column notes only in the live database (text)" in result.stdout
+    assert "-CREATE INDEX idx_courses_price ON public.courses USING btree (price);" in result.stdout
+
+    data = json.loads(cli(*args, "--json", env=env).stdout)[0]
+    assert data["schema_file"]["state"] == "ok"
+    assert data["live"]["state"] == "drift" and data["live"]["compared_version"] == 3
+    assert sorted(data["live"]["objects"]) == [
+        "INDEX idx_courses_price: missing from the live database",
+        "TABLE courses: column notes only in the live database (text)",
+    ]
+    with connect(conninfo) as conn:  # check only reads the live database
+        assert conn.execute("SELECT to_regclass('idx_courses_price')").fetchone()[0] is None
+    assert tables(conninfo) == before
+    assert scratch_databases(server) == []
+
+
+def test_a_live_database_behind_is_compared_at_its_own_version(cli, project, server, live_course):
+    conninfo, env = live_course
+    assert cli("rollback", "course", "--schemas-dir", project / "schemas", env=env).exit_code == 0
+    result = cli("schema", "check", "course", "--json", "--scratch-dsn", server.admin,
+                 "--schemas-dir", project / "schemas", env=env)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)[0]
+    assert data["live"] == {"database": data["live"]["database"], "state": "ok", "compared_version": 2,
+                            "objects": [], "diff": ""}
+    assert data["notes"] == ["the live database is behind: 1 pending migration(s) (003_guard_course_capacity);"
+                             " compared with the migrations up to 002; 'dbtool migrate' applies the rest"]
+    with connect(conninfo) as conn:
+        conn.execute("DROP INDEX idx_enrollments_status")
+    again = cli("schema", "check", "course", "--scratch-dsn", server.admin,
+                "--schemas-dir", project / "schemas", env=env)
+    assert again.exit_code == 1
+    assert "course: INDEX idx_enrollments_status: missing from the live database" in again.stdout
+
+
+def test_dump_of_the_live_database_is_deterministic_and_equals_the_migrations(cli, project, server, live_course):
+    conninfo, env = live_course
+    path = project / "schemas" / "course" / SCHEMA_FILE
+    path.unlink()
+    args = ("schema", "dump", "course", "--live", "--schemas-dir", project / "schemas")
+    first = cli(*args, env=env)
+    assert first.exit_code == 0, first.output
+    assert "course: wrote" in first.stdout
+    text = path.read_bytes()
+    second = cli(*args, "--json", env=env)
+    assert json.loads(second.stdout) == [{"service": "course", "file": str(path), "source": json.loads(
+        second.stdout)[0]["source"], "changed": False}]
+    assert path.read_bytes() == text
+    assert text == (SCHEMAS / "course" / SCHEMA_FILE).read_bytes()  # live dump == committed file
+    body = text.decode()
+    for volatile in (r"^\\restrict", r"^\\unrestrict", r"^-- Dumped", r"^SET ", r"Owner: (?!-$)", r"GRANT ",
+                     r"OWNER TO", r"set_config", r"_yoyo", r"_dbtool_checksum"):
+        assert not re.search(volatile, body, re.MULTILINE), volatile
+    assert "CREATE TRIGGER update_courses_updated_at" in body
+
+
+def test_dump_refuses_a_database_that_is_not_fully_migrated(cli, project, new_db):
+    conninfo = new_db("identity")
+    path = project / "schemas" / "identity" / SCHEMA_FILE
+    committed = path.read_text()
+    env = {"IDENTITY_DATABASE_URL": conninfo}
+    assert cli("migrate", "identity", "--to", "1", "--schemas-dir", project / "schemas", env=env).exit_code == 0
+    result = cli("schema", "dump", "identity", "--live", "--schemas-dir", project / "schemas", env=env)
+    assert result.exit_code == 4
+    assert "1 pending migration(s) (002_create_refresh_tokens_table); run 'dbtool migrate identity' first" \
+        in one_error_line(result)
+    assert path.read_text() == committed
+
+
+def test_committed_schema_files_do_not_confuse_validate_or_new(cli, project):
+    schemas = project / "schemas"
+    assert all((schemas / s / SCHEMA_FILE).exists() for s in SERVICES)
+    assert cli("validate", "--schemas-dir", schemas).exit_code == 0
+    result = cli("new", "identity", "add_user_bio", "--schemas-dir", schemas)
+    assert result.exit_code == 0, result.output
+    assert (schemas / "identity" / "003_add_user_bio.sql").exists()
+
+
+# ---------------------------------------------------------------- bad input: one line, its exit code
+
+
+def test_a_role_without_createdb_cannot_make_scratch_databases(cli, project, server):
+    role, password = f"dbtool_nocreatedb_{secrets.token_hex(4)}", f"pw-{secrets.token_hex(6)}"
+    with connect(server.admin) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOCREATEDB PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(password)))
+    try:
+        scratch = server.conninfo("postgres", user=role, password=password)
+        result = cli("verify", "identity", "--scratch-dsn", scratch, "--schemas-dir", project / "schemas")
+        assert result.exit_code == 3, result.output
+        message = one_error_line(result)
+        assert f"cannot create a scratch database on {role}@" in message
+        assert "permission denied to create database" in message and "CREATEDB" in message
+        assert "--scratch-dsn" in message and password not in result.output
+    finally:
+        with connect(server.admin) as conn:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    assert scratch_databases(server) == []
+
+
+@pytest.mark.parametrize("command", [("verify",), ("schema", "check"), ("schema", "dump")])
+def test_an_unreachable_scratch_server(cli, project, command):
+    result = cli(*command, "identity", "--scratch-dsn", "postgresql://someone:hush-hush@127.0.0.1:1/postgres",
+                 "--schemas-dir", project / "schemas", env={"IDENTITY_DATABASE_URL": "postgresql://127.0.0.1:1/x"})
+    assert result.exit_code == 3, result.output
+    message = one_error_line(result)
+    assert message.startswith("error: scratch server: cannot connect to someone@127.0.0.1:1/postgres")
+    assert "--scratch-dsn" in message and "hush-hush" not in result.output
+
+
+@pytest.mark.parametrize("command", [("verify",), ("schema", "check"), ("schema", "dump")])
+def test_prod_needs_a_scratch_server(cli, project, command):
+    result = cli(*command, "identity", "--env", "prod", "--dsn", "postgresql://127.0.0.1:1/identity_db",
+                 "--schemas-dir", project / "schemas")
+    assert result.exit_code == 4, result.output
+    assert "scratch databases are never made on a prod server; pass --scratch-dsn" in one_error_line(result)
+
+
+def test_a_pg_dump_older_than_the_server(cli, project, server, tmp_path):
+    old = tmp_path / "pg_dump"
+    old.write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 9.6.24'\n")
+    old.chmod(0o755)
+    result = verify(cli, project, server, "identity", env={"DBTOOL_PG_DUMP": str(old)})
+    assert result.exit_code == 2, result.output
+    message = one_error_line(result)
+    assert f"found: {old} (9)" in message and "DBTOOL_PG_DUMP" in message
+    assert scratch_databases(server) == []
+
+
+def test_a_malformed_scratch_dsn(cli, project):
+    result = cli("verify", "--scratch-dsn", "not a url", "--schemas-dir", project / "schemas")
+    assert result.exit_code == 2
+    assert "--scratch-dsn: not a PostgreSQL connection string" in one_error_line(result)
+
+
+def test_an_update_that_does_not_touch_updated_at_is_caught(cli, project, new_db):
+    from dbtool.config import Settings
+    from dbtool.verify import VerifyEvents, VerifyReport, _updates_keep_updated_at
+
+    conninfo = new_db("identity")
+    env = {"IDENTITY_DATABASE_URL": conninfo}
+    assert cli("migrate", "identity", "--schemas-dir", project / "schemas", env=env).exit_code == 0
+    assert cli("seed", "identity", "--schemas-dir", project / "schemas", env=env).exit_code == 0
+    report = VerifyReport(["identity"])
+    _updates_keep_updated_at(conninfo, "identity", Settings(), report, VerifyEvents())
+    assert [(c.ok, c.detail) for c in report.checks] == [(True, "on users")]
+    with connect(conninfo) as conn:
+        conn.execute("DROP TRIGGER update_users_updated_at ON users")
+        updated = conn.execute("SELECT max(updated_at) FROM users").fetchone()[0]
+    _updates_keep_updated_at(conninfo, "identity", Settings(), report, VerifyEvents())
+    assert not report.checks[-1].ok and "UPDATE left updated_at as written on users" in report.checks[-1].detail
+    with connect(conninfo) as conn:  # the check rolled its UPDATE back
+        assert conn.execute("SELECT max(updated_at) FROM users").fetchone()[0] == updated
+
+
+def test_the_scratch_server_can_come_from_the_environment(cli, project, server):
+    result = cli("verify", "chat", "--json", "--schemas-dir", project / "schemas",
+                 env={"DBTOOL_SCRATCH_DSN": server.admin})
+    assert result.exit_code == 0, result.output
+    scratch = json.loads(result.stdout)["scratch"]
+    assert sorted(scratch) == ["chat", "identity"]  # chat's seeds point at identity's users
+    assert all(where.startswith("chat_db_dev_scratch_") or where.startswith("identity_db_dev_scratch_")
+               for where in scratch.values())
+    assert all(where.endswith("(--scratch-dsn)") for where in scratch.values())
+    assert scratch_databases(server) == []
