@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from conftest import PASSWORD, PASSWORD_ROLE, connect
+from conftest import PASSWORD, PASSWORD_ROLE, ROOT, connect
 from dbtool.schema import snapshot
 
 SERVICES = ("chat", "course", "identity")
@@ -168,18 +169,35 @@ def test_wrong_password(cli, project, db, server):
     assert tables(db) == set()
 
 
-def test_every_command_has_help(cli):
-    from dbtool.cli import app, server_app
+def _commands(group, prefix=()):
+    """Every command of the CLI, sub-commands included, as (words, click command)."""
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, prefix + (name,))
+        else:
+            yield prefix + (name,), command
 
+
+def test_every_command_has_help_and_is_in_the_readme(cli):
     import typer.main
 
-    for typer_app, prefix in ((app, []), (server_app, ["server"])):
-        group = typer.main.get_group(typer_app)
-        for name, command in group.commands.items():
-            if name in ("server",):
-                continue
-            assert command.help, f"dbtool {' '.join(prefix + [name])} has no help text"
-            assert cli(*prefix, name, "--help").exit_code == 0
+    from dbtool.cli import app
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = list(_commands(typer.main.get_group(app)))
+    assert len(found) > 10
+    for words, command in found:
+        shown = "dbtool " + " ".join(words)
+        assert command.help, f"{shown} has no help text"
+        for param in command.params:
+            if param.name != "help":
+                assert getattr(param, "help", None) or param.param_type_name == "argument", \
+                    f"{shown} {param.name} has no help text"
+        assert cli(*words, "--help").exit_code == 0
+        # 'dbtool server start|stop' and 'dbtool schema dump|check' name sub-commands together.
+        group = f"{' '.join(words[:-1])} \\S*" if len(words) > 1 else ""
+        assert re.search(rf"dbtool {group}\b{words[-1]}\b", readme), \
+            f"{shown} is not in README.md"
 
 
 def test_migrate_and_rollback_json(cli, project, dbs):
