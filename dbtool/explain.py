@@ -310,7 +310,8 @@ def plan_nodes(plan: dict, depth: int = 0, under_limit: bool = False) -> Iterato
         kind = f"Parallel {kind}"
     if plan.get("Scan Direction") == "Backward":
         kind += " Backward"
-    details = [f"{key}: {plan[key]}" for key in _DETAILS if key in plan]
+    details = [f"{key}: {', '.join(map(str, plan[key])) if isinstance(plan[key], list) else plan[key]}"
+               for key in _DETAILS if key in plan]
     yield PlanNode(
         depth=depth, node_type=kind, relation=plan.get("Relation Name"), index=plan.get("Index Name"),
         plan_rows=float(plan.get("Plan Rows", 0)), actual_rows=float(plan.get("Actual Rows", 0)),
