@@ -289,7 +289,8 @@ class PlanNode:
     loops: int
     total_ms: float
     details: list[str] = field(default_factory=list)
-    under_limit: bool = False
+    under_limit: bool = False  # below a Limit that got its rows, so it may have stopped early
+    removed: float = 0.0  # rows its filter read and discarded, over all loops
 
     @property
     def is_seq_scan(self) -> bool:
@@ -317,9 +318,12 @@ def plan_nodes(plan: dict, depth: int = 0, under_limit: bool = False) -> Iterato
         plan_rows=float(plan.get("Plan Rows", 0)), actual_rows=float(plan.get("Actual Rows", 0)),
         loops=int(plan.get("Actual Loops", 0)), total_ms=float(plan.get("Actual Total Time", 0)),
         details=details, under_limit=under_limit,
+        removed=float(plan.get("Rows Removed by Filter", 0)) * max(int(plan.get("Actual Loops", 1)), 1),
     )
+    # A Limit that returned fewer rows than asked ran its input to the end: nothing below stopped early.
+    stops = plan["Node Type"] == "Limit" and float(plan.get("Actual Rows", 0)) >= float(plan.get("Plan Rows", 0))
     for child in plan.get("Plans", []):
-        yield from plan_nodes(child, depth + 1, under_limit or plan["Node Type"] == "Limit")
+        yield from plan_nodes(child, depth + 1, under_limit or stops)
 
 
 def plan_lines(plan: dict) -> list[str]:
@@ -539,6 +543,9 @@ def warnings(plan: dict, large_rows: int, sizes: dict[str, float]) -> list[str]:
                 found.append(f"{node.label()}: estimated {node.plan_rows:,.0f} rows, got {node.actual_rows:,.0f}"
                              f" ({max(est, act) / min(est, act):,.0f}x off); run ANALYZE, or raise the"
                              " statistics target of the columns it filters on")
+        if node.removed >= large_rows:
+            found.append(f"{node.label()}: read and discarded {node.removed:,.0f} rows with its filter;"
+                         " index the filtered columns (or expression) so fewer rows are read")
         if raw.get("Sort Space Type") == "Disk":
             found.append(f"sort spilled to disk ({raw.get('Sort Space Used', '?')} kB): raise work_mem"
                          " or read the rows in order from an index")

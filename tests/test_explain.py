@@ -126,6 +126,20 @@ def test_warnings_read_the_plan():
     assert [n.depth for n in plan_nodes(plan)] == [0, 1, 2]
 
 
+def test_a_limit_that_never_filled_its_page_hides_no_misestimate_or_discarded_rows():
+    # A search term that matches nothing: the date-ordered index scan reads the whole table.
+    plan = {"Node Type": "Limit", "Plan Rows": 20, "Actual Rows": 0, "Actual Loops": 1, "Plans": [
+        {"Node Type": "Index Scan", "Scan Direction": "Backward", "Index Name": "idx_courses_created_at",
+         "Relation Name": "courses", "Plan Rows": 9975, "Actual Rows": 0, "Actual Loops": 1,
+         "Rows Removed by Filter": 1_000_000}]}
+    found = warnings(plan, 10_000, {"courses": 1_000_000})
+    assert any("estimated 9,975 rows, got 0" in w for w in found)
+    assert any("read and discarded 1,000,000 rows with its filter" in w for w in found)
+    # The same scan stopped early by a Limit that got its page is no misestimate.
+    plan["Actual Rows"], plan["Plans"][0]["Actual Rows"], plan["Plans"][0]["Rows Removed by Filter"] = 20, 20, 3
+    assert warnings(plan, 10_000, {"courses": 1_000_000}) == []
+
+
 # ---------------------------------------------------------------- on a real server
 
 
