@@ -485,6 +485,9 @@ def _bind(conn: psycopg.Connection, query: KeyQuery, timeout: float) -> dict[str
             if row is None:
                 raise Refused(f"{query.path}: -- param {name} found no row in {conn.info.dbname}; load data with"
                               f" 'dbtool seed --scale N {query.service}' first; nothing was run")
+            if row[0] is None:
+                raise BadInput(f"{query.path}: -- param {name} picked NULL, which matches nothing;"
+                               f" add 'WHERE ... IS NOT NULL' to its SELECT; nothing was run")
             values[name] = row[0]
     return values
 

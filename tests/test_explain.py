@@ -239,6 +239,14 @@ def test_a_parameter_without_a_row_says_to_seed(cli, project, migrated):
     assert_one_line(explain(cli, project, env, "chat"), 4, "-- param", "found no row", "dbtool seed")
 
 
+def test_a_parameter_that_picks_null_is_bad_input(cli, project, seeded):
+    _, env = seeded
+    write(project / "schemas" / "course" / "queries", "zz_null",
+          "-- param gone: SELECT deleted_at FROM courses ORDER BY id LIMIT 1\n"
+          "SELECT id FROM courses WHERE deleted_at = :gone;")
+    assert_one_line(explain(cli, project, env, "course"), 2, "zz_null.sql", "-- param gone picked NULL")
+
+
 def test_unknown_query_and_bad_options_are_bad_input(cli, project, migrated):
     _, env = migrated
     assert_one_line(explain(cli, project, env, "--query", "nope"), 2, "--query nope", "user_by_email")
