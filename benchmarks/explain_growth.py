@@ -66,7 +66,7 @@ def main() -> None:
         small = medians(seeded_settings(stack, args.small_dir, args.small_scale), args.runs)
         large = medians(seeded_settings(stack, args.large_dir, args.large_scale), args.runs)
     print(f"\nmedian execution time over {args.runs} runs, scale {args.small_scale} vs {args.large_scale}")
-    print(f"| query | small (ms) | large (ms) | ratio large/small | plan at large scale |")
+    print("| query | small (ms) | large (ms) | ratio large/small | plan at large scale |")
     print("|---|---:|---:|---:|---|")
     for key in sorted(large):
         s_ms, _ = small.get(key, (float("nan"), ""))

@@ -411,22 +411,21 @@ def explain(
         raise BadInput(f"{settings.schemas_dir}: no key queries in <service>/{QUERIES_DIR}/*.sql;"
                        " add one SELECT a file")
     # Every database is checked and every parameter bound before the first EXPLAIN runs.
+    conns: list[psycopg.Connection] = []
     prepared = []
     try:
         for service, qs in queries.items():
             conn, where = _open(settings, service)
-            prepared.append((conn, ServiceExplain(service, where), qs))
+            conns.append(conn)
             _require_statistics(conn, service, qs)
-            prepared[-1] = (conn, prepared[-1][1], [(q, _bind(conn, q, timeout)) for q in qs])
-        results = []
+            prepared.append((conn, ServiceExplain(service, where), [(q, _bind(conn, q, timeout)) for q in qs]))
         for conn, result, bound in prepared:
-            sizes: dict[str, float] = {}
+            sizes: dict[str, float] = {}  # reltuples per table, looked up once per service
             for query, values in bound:
                 result.reports.append(_run(conn, query, values, timeout, large_rows, sizes))
-            results.append(result)
-        return results
+        return [result for _, result, _ in prepared]
     finally:
-        for conn, _, _ in prepared:
+        for conn in conns:
             conn.close()
 
 
