@@ -112,9 +112,9 @@ def parse_query_file(path: Path, service: str = "") -> KeyQuery:
     for name in params:
         if name not in names:
             raise BadInput(f"{path}: '-- param {name}' is not used by the query; remove it or use :{name}")
-    tables = set(_tables(path, _single_select(path, _validation_text(statement, used), "the query")))
+    tables = set(_tables(_single_select(path, _validation_text(statement, used), "the query")))
     for name, query in params.items():
-        tables |= _tables(path, _single_select(path, query, f"-- param {name}"))
+        tables |= _tables(_single_select(path, query, f"-- param {name}"))
     return KeyQuery(
         service=service or path.parent.parent.name,
         name=path.stem,
@@ -269,7 +269,7 @@ class _Finder(Visitor):
             self.tables.add(f"{node.schemaname}.{node.relname}" if node.schemaname else node.relname)
 
 
-def _tables(path: Path, stmt: ast.Node) -> set[str]:
+def _tables(stmt: ast.Node) -> set[str]:
     finder = _Finder()
     finder(stmt)
     return finder.tables - finder.ctes
@@ -526,12 +526,12 @@ def _run(conn: psycopg.Connection, query: KeyQuery, values: dict[str, Any], time
             sizes[node.relation] = float(conn.execute(
                 "SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = to_regclass(%s)", (node.relation,)
             ).fetchone()[0])
-    report.warnings = warnings(report.plan, large_rows, sizes)
+    report.warnings = plan_warnings(report.plan, large_rows, sizes)
     report.broken = broken_budgets(report)
     return report
 
 
-def warnings(plan: dict, large_rows: int, sizes: dict[str, float]) -> list[str]:
+def plan_warnings(plan: dict, large_rows: int, sizes: dict[str, float]) -> list[str]:
     """Plain findings on a plan: big sequential scans, misestimates, spills, deep OFFSETs."""
     found = []
     for node, raw in zip(plan_nodes(plan), _raw_nodes(plan)):

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import SCHEMAS, connect
 from dbtool.errors import BadInput
-from dbtool.explain import parse_query_file, plan_nodes, warnings
+from dbtool.explain import parse_query_file, plan_nodes, plan_warnings
 from fleet import databases, env_for
 
 # Key queries that find their rows through an index of this table on --scale 10 data (point
@@ -117,12 +117,12 @@ def test_warnings_read_the_plan():
          "Sort Space Type": "Disk", "Sort Space Used": 9000, "Plans": [
              {"Node Type": "Seq Scan", "Relation Name": "courses", "Plan Rows": 100000, "Actual Rows": 100000,
               "Actual Loops": 1}]}]}
-    found = warnings(plan, 10_000, {"courses": 100_000})
+    found = plan_warnings(plan, 10_000, {"courses": 100_000})
     assert any(w.startswith("sequential scan on courses (100,000 rows)") for w in found)
     assert any("sort spilled to disk (9000 kB)" in w for w in found)
     assert any(w.startswith("deep OFFSET: 5,000 rows") for w in found)
     assert any("estimated 20 rows, got 5,010" in w for w in found)
-    assert warnings(plan, 1_000_000, {"courses": 100_000}) == [w for w in found if "sequential" not in w]
+    assert plan_warnings(plan, 1_000_000, {"courses": 100_000}) == [w for w in found if "sequential" not in w]
     assert [n.depth for n in plan_nodes(plan)] == [0, 1, 2]
 
 
@@ -132,12 +132,12 @@ def test_a_limit_that_never_filled_its_page_hides_no_misestimate_or_discarded_ro
         {"Node Type": "Index Scan", "Scan Direction": "Backward", "Index Name": "idx_courses_created_at",
          "Relation Name": "courses", "Plan Rows": 9975, "Actual Rows": 0, "Actual Loops": 1,
          "Rows Removed by Filter": 1_000_000}]}
-    found = warnings(plan, 10_000, {"courses": 1_000_000})
+    found = plan_warnings(plan, 10_000, {"courses": 1_000_000})
     assert any("estimated 9,975 rows, got 0" in w for w in found)
     assert any("read and discarded 1,000,000 rows with its filter" in w for w in found)
     # The same scan stopped early by a Limit that got its page is no misestimate.
     plan["Actual Rows"], plan["Plans"][0]["Actual Rows"], plan["Plans"][0]["Rows Removed by Filter"] = 20, 20, 3
-    assert warnings(plan, 10_000, {"courses": 1_000_000}) == []
+    assert plan_warnings(plan, 10_000, {"courses": 1_000_000}) == []
 
 
 # ---------------------------------------------------------------- on a real server
