@@ -242,7 +242,7 @@ def explain(
     timeout: Annotated[float, typer.Option(
         "--timeout", help="Seconds each query may run before it is cancelled.")] = explaining.DEFAULT_TIMEOUT,
     large_rows: Annotated[int, typer.Option(
-        "--large-rows", help="Warn about a sequential scan on a table of at least this many rows.")
+        "--large-rows", help="Warn about a sequential scan on a table, or a filter discarding, this many rows or more.")
     ] = explaining.DEFAULT_LARGE_ROWS,
     json: Json = False,
     env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
