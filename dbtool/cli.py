@@ -11,6 +11,7 @@ import typer
 
 from . import api, references, render, seed as seeding
 from . import audit as index_audit
+from . import explain as explaining
 from . import lint as linting
 from . import schema as schemas, verify as verifying
 from . import server as embedded
@@ -346,6 +347,38 @@ def verify(
     report = verifying.verify(settings, services, scratch_dsn, events=render.verify_progress(json))
     render.verify_summary(report, json)
     if not report.ok:
+        raise typer.Exit(int(ExitCode.FINDINGS))
+
+
+@app.command()
+@handled
+def explain(
+    services: Services = None,
+    query: Annotated[Optional[list[str]], typer.Option(
+        "--query", help="Explain only this key query (file stem under queries/); repeat for more.")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", help="Also write a Markdown report with every plan to this file.")] = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="Seconds each query may run before it is cancelled.")] = explaining.DEFAULT_TIMEOUT,
+    large_rows: Annotated[int, typer.Option(
+        "--large-rows", help="Warn about a sequential scan on a table, or a filter discarding, this many rows or more.")
+    ] = explaining.DEFAULT_LARGE_ROWS,
+    json: Json = False,
+    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
+    wait: Wait = 0.0, traceback: Traceback = False,
+) -> None:
+    """EXPLAIN ANALYZE each key query of schemas/<service>/queries/; exit 1 when a budget is broken.
+
+    Every query runs in a READ ONLY transaction with a statement timeout and is rolled back, so
+    nothing changes. Reports time, the plan's scans, estimated vs actual rows, buffers and warnings.
+    """
+    settings = _settings(env, schemas_dir, dsn, wait)
+    explaining.check_output(output)
+    results = explaining.explain(settings, services, names=query, timeout=timeout, large_rows=large_rows)
+    render.explain(results, json)
+    if output is not None:
+        output.write_text(render.explain_markdown(results), encoding="utf-8")
+    if explaining.any_broken(results):
         raise typer.Exit(int(ExitCode.FINDINGS))
 
 

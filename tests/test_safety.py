@@ -115,7 +115,7 @@ CASES = [
     Case("prod with nothing configured", lambda c: ["status", SERVICE, "--env", "prod"], 2,
          "prod never uses the embedded server", env=lambda c: {}),
     Case("--to an unknown version", migrate_with("--to", "42"), 2, "has no migration with that number"),
-    Case("rollback drops a table with rows", lambda c: ["rollback", SERVICE], 4, "which holds rows"),
+    Case("rollback drops a table with rows", lambda c: ["rollback", SERVICE, "--to", "1"], 4, "which holds rows"),
     Case("rollback of an irreversible migration", lambda c: ["rollback", SERVICE], 4, "marked irreversible"),
     Case("rollback --steps 0", lambda c: ["rollback", SERVICE, "--steps", "0"], 2, "--steps 0"),
     Case("rollback --steps with --all", lambda c: ["rollback", SERVICE, "--steps", "1", "--all"], 2,

@@ -70,10 +70,10 @@ CREATE INDEX idx_chat_messages_created_at ON public.chat_messages USING btree (c
 
 
 --
--- Name: idx_chat_messages_session_id; Type: INDEX; Schema: public; Owner: -
+-- Name: idx_chat_messages_session_id_created_at; Type: INDEX; Schema: public; Owner: -
 --
 
-CREATE INDEX idx_chat_messages_session_id ON public.chat_messages USING btree (session_id);
+CREATE INDEX idx_chat_messages_session_id_created_at ON public.chat_messages USING btree (session_id, created_at);
 
 
 --

@@ -205,6 +205,13 @@ CREATE INDEX idx_courses_level ON public.courses USING btree (level);
 
 
 --
+-- Name: idx_courses_live_created_at_id; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX idx_courses_live_created_at_id ON public.courses USING btree (created_at, id) WHERE (deleted_at IS NULL);
+
+
+--
 -- Name: idx_courses_name_search; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -216,13 +223,6 @@ CREATE INDEX idx_courses_name_search ON public.courses USING gin (to_tsvector('e
 --
 
 CREATE INDEX idx_courses_price ON public.courses USING btree (price);
-
-
---
--- Name: idx_enrollments_course_id; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX idx_enrollments_course_id ON public.enrollments USING btree (course_id);
 
 
 --

@@ -85,13 +85,6 @@ ALTER TABLE ONLY public.users
 
 
 --
--- Name: idx_refresh_tokens_token; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX idx_refresh_tokens_token ON public.refresh_tokens USING btree (token);
-
-
---
 -- Name: idx_refresh_tokens_user_id; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -103,13 +96,6 @@ CREATE INDEX idx_refresh_tokens_user_id ON public.refresh_tokens USING btree (us
 --
 
 CREATE INDEX idx_users_created_at ON public.users USING btree (created_at);
-
-
---
--- Name: idx_users_email; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX idx_users_email ON public.users USING btree (email);
 
 
 --
