@@ -39,6 +39,15 @@ def verify(cli, project: Path, server, *args: str, env: dict[str, str] | None = 
     return cli("verify", *args, "--scratch-dsn", server.admin, "--schemas-dir", project / "schemas", env=env)
 
 
+def shipped(service: str) -> list[str]:
+    """The ids of a service's shipped migrations, oldest first."""
+    return [m.id for m in mig.load_tree(SCHEMAS / service)]
+
+
+def next_number(service: str) -> str:
+    return f"{len(shipped(service)) + 1:03d}"
+
+
 def failed(report: dict) -> list[dict]:
     return [c for c in report["checks"] if not c["ok"]]
 
@@ -84,49 +93,49 @@ def test_without_scratch_dsn_it_builds_beside_the_service_database_and_leaves_th
 
 
 def test_a_down_file_that_does_not_undo_its_up_fails_naming_the_migration(cli, project, server):
-    folder = project / "schemas" / "identity"
-    (folder / "003_add_users_name_index.sql").write_text("CREATE INDEX idx_users_name ON users (name);\n")
-    (folder / "003_add_users_name_index.down.sql").write_text("-- forgot the index\nSELECT 1;\n")
+    folder, n = project / "schemas" / "identity", next_number("identity")
+    (folder / f"{n}_add_users_name_index.sql").write_text("CREATE INDEX idx_users_name ON users (name);\n")
+    (folder / f"{n}_add_users_name_index.down.sql").write_text("-- forgot the index\nSELECT 1;\n")
     result = verify(cli, project, server, "identity", "--json")
     assert result.exit_code == 1, result.output
     checks = failed(json.loads(result.stdout))
-    down = next(c for c in checks if c["check"].startswith("down 003_add_users_name_index"))
-    assert "003_add_users_name_index.down.sql does not undo 003_add_users_name_index.sql" in down["detail"]
+    down = next(c for c in checks if c["check"].startswith(f"down {n}_add_users_name_index"))
+    assert f"{n}_add_users_name_index.down.sql does not undo {n}_add_users_name_index.sql" in down["detail"]
     assert any(o.startswith("INDEX idx_users_name: only in the schema after") for o in down["objects"])
     assert "+CREATE INDEX idx_users_name ON public.users USING btree (name);" in down["diff"]
     assert scratch_databases(server) == []
 
     human = verify(cli, project, server, "identity")
     assert human.exit_code == 1
-    assert "FAILED  down 003_add_users_name_index restores the schema from before its up" in human.stdout
+    assert f"FAILED  down {n}_add_users_name_index restores the schema from before its up" in human.stdout
     assert "identity: INDEX idx_users_name: only in the schema after" in human.stdout
 
 
 def test_a_failing_statement_fails_the_service_and_the_others_still_run(cli, project, server):
-    folder = project / "schemas" / "chat"
-    (folder / "003_broken.sql").write_text("ALTER TABLE chat_sessions ADD COLUMN x nosuchtype;\n")
-    (folder / "003_broken.down.sql").write_text("ALTER TABLE chat_sessions DROP COLUMN x;\n")
+    folder, n = project / "schemas" / "chat", next_number("chat")
+    (folder / f"{n}_broken.sql").write_text("ALTER TABLE chat_sessions ADD COLUMN x nosuchtype;\n")
+    (folder / f"{n}_broken.down.sql").write_text("ALTER TABLE chat_sessions DROP COLUMN x;\n")
     result = verify(cli, project, server, "--json")
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
     [bad] = failed(report)
-    assert bad["service"] == "chat" and bad["check"] == "up 003_broken"
-    assert "003_broken.sql:1: type \"nosuchtype\" does not exist" in bad["detail"]
+    assert bad["service"] == "chat" and bad["check"] == f"up {n}_broken"
+    assert f"{n}_broken.sql:1: type \"nosuchtype\" does not exist" in bad["detail"]
     assert {c["service"] for c in report["checks"] if c["ok"]} == set(SERVICES)
     assert scratch_databases(server) == []
 
 
 def test_an_irreversible_migration_stops_the_walk_down_without_failing(cli, project, server):
-    folder = project / "schemas" / "identity"
-    (folder / "003_add_users_name_index.sql").write_text("CREATE INDEX idx_users_name ON users (name);\n")
-    (folder / "003_add_users_name_index.down.sql").write_text("-- dbtool: irreversible kept for good\n")
+    folder, n = project / "schemas" / "identity", next_number("identity")
+    (folder / f"{n}_add_users_name_index.sql").write_text("CREATE INDEX idx_users_name ON users (name);\n")
+    (folder / f"{n}_add_users_name_index.down.sql").write_text("-- dbtool: irreversible kept for good\n")
     assert cli("schema", "dump", "identity", "--scratch-dsn", server.admin,
                "--schemas-dir", project / "schemas").exit_code == 0
     result = verify(cli, project, server, "identity", "--json")
     assert result.exit_code == 0, result.output
     names = [c["check"] for c in json.loads(result.stdout)["checks"]]
-    assert "down 003_add_users_name_index" in names
-    assert not any(n.startswith("down 002") for n in names)
+    assert f"down {n}_add_users_name_index" in names
+    assert not any(name.startswith(f"down {shipped('identity')[-1]}") for name in names)
 
 
 def test_a_stale_schema_file_fails_verify_and_check_until_dumped_again(cli, project, server):
@@ -194,7 +203,7 @@ def test_hand_made_drift_is_reported_object_by_object(cli, project, server, live
 
     data = json.loads(cli(*args, "--json", env=env).stdout)[0]
     assert data["schema_file"]["state"] == "ok"
-    assert data["live"]["state"] == "drift" and data["live"]["compared_version"] == 3
+    assert data["live"]["state"] == "drift" and data["live"]["compared_version"] == len(shipped("course"))
     assert sorted(data["live"]["objects"]) == [
         "INDEX idx_courses_price: missing from the live database",
         "TABLE courses: column notes only in the live database (text)",
@@ -212,10 +221,11 @@ def test_a_live_database_behind_is_compared_at_its_own_version(cli, project, ser
                  "--schemas-dir", project / "schemas", env=env)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)[0]
-    assert data["live"] == {"database": data["live"]["database"], "state": "ok", "compared_version": 2,
+    *kept, last = shipped("course")
+    assert data["live"] == {"database": data["live"]["database"], "state": "ok", "compared_version": len(kept),
                             "objects": [], "diff": ""}
-    assert data["notes"] == ["the live database is behind: 1 pending migration(s) (003_guard_course_capacity);"
-                             " compared with the migrations up to 002; 'dbtool migrate' applies the rest"]
+    assert data["notes"] == [f"the live database is behind: 1 pending migration(s) ({last});"
+                             f" compared with the migrations up to {len(kept):03d}; 'dbtool migrate' applies the rest"]
     with connect(conninfo) as conn:
         conn.execute("DROP INDEX idx_enrollments_status")
     again = cli("schema", "check", "course", "--scratch-dsn", server.admin,
@@ -253,7 +263,8 @@ def test_dump_refuses_a_database_that_is_not_fully_migrated(cli, project, new_db
     assert cli("migrate", "identity", "--to", "1", "--schemas-dir", project / "schemas", env=env).exit_code == 0
     result = cli("schema", "dump", "identity", "--live", "--schemas-dir", project / "schemas", env=env)
     assert result.exit_code == 4
-    assert "1 pending migration(s) (002_create_refresh_tokens_table); run 'dbtool migrate identity' first" \
+    pending = shipped("identity")[1:]
+    assert f"{len(pending)} pending migration(s) ({', '.join(pending)}); run 'dbtool migrate identity' first" \
         in one_error_line(result)
     assert path.read_text() == committed
 
@@ -264,7 +275,7 @@ def test_committed_schema_files_do_not_confuse_validate_or_new(cli, project):
     assert cli("validate", "--schemas-dir", schemas).exit_code == 0
     result = cli("new", "identity", "add_user_bio", "--schemas-dir", schemas)
     assert result.exit_code == 0, result.output
-    assert (schemas / "identity" / "003_add_user_bio.sql").exists()
+    assert (schemas / "identity" / f"{next_number('identity')}_add_user_bio.sql").exists()
 
 
 # ---------------------------------------------------------------- bad input: one line, its exit code
