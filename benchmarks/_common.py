@@ -54,6 +54,13 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> None:
     subprocess.run(cmd, check=True, env=merged, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def psql_file(path: Path, target: str, transactional: bool) -> list[str]:
+    """psql running one migration file as dbtool would: in one transaction (-1) unless the file says
+    `-- transactional: false` (CREATE INDEX CONCURRENTLY cannot run inside one)."""
+    single = ["-1"] if transactional else []
+    return [pg_bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", *single, "-f", str(path), target]
+
+
 def timed(action: Callable[[], None]) -> float:
     started = time.perf_counter()
     action()

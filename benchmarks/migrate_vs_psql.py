@@ -1,5 +1,6 @@
-"""`dbtool migrate` of every service into fresh databases against `psql -1 -f` of the same up files.
+"""`dbtool migrate` of every service into fresh databases against `psql -f` of the same up files.
 
+psql runs each file with -1 (one transaction), except the files marked `-- transactional: false`.
 Both run as commands, in turn, in one run on one scratch embedded server; prints medians and the
 ratio. Usage: python benchmarks/migrate_vs_psql.py [RUNS]
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from _common import SCHEMAS, SERVICES, dbtool_cmd, fresh_db, pg_bin, report, run, scratch_server, timed
+from _common import SCHEMAS, SERVICES, dbtool_cmd, fresh_db, psql_file, report, run, scratch_server, timed
 
 from dbtool.migrations import load_tree
 
@@ -25,13 +26,12 @@ def main(runs: int) -> None:
             def psql_all() -> None:
                 for service, tree in trees.items():
                     for m in tree:
-                        run([pg_bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(m.up),
-                             targets[service]])
+                        run(psql_file(m.up, targets[service], m.transactional("up")))
 
             reference.append(timed(psql_all))
     count = sum(len(t) for t in trees.values())
     report(f"migrate {count} migrations of {len(SERVICES)} services into fresh databases",
-           ours, reference, "psql -1 -f")
+           ours, reference, "psql -f")
 
 
 if __name__ == "__main__":

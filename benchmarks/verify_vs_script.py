@@ -1,8 +1,9 @@
 """`dbtool verify` of every service against the same round trip scripted with psql and pg_dump.
 
 The reference does the bare minimum by hand, per service on a fresh database: each up file with
-`psql -1 -f` and a `pg_dump --schema-only` after it, each down file newest first with a dump after
-it, every up file again and a last dump; no comparison, no triggers, no seeds. Both run in turn
+`psql -f` (-1 unless the file is non-transactional) and a `pg_dump --schema-only` after it, each
+down file newest first with a dump after it, every up file again and a last dump; no comparison,
+no triggers, no seeds. Both run in turn
 on one scratch embedded server; prints medians and the ratio.
 Usage: python benchmarks/verify_vs_script.py [RUNS]
 """
@@ -15,7 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from _common import SCHEMAS, SERVICES, dbtool_cmd, fresh_db, pg_bin, report, run, scratch_server, timed
+from _common import SCHEMAS, SERVICES, dbtool_cmd, fresh_db, pg_bin, psql_file, report, run, scratch_server, timed
 
 from dbtool.migrations import load_tree
 
@@ -29,21 +30,21 @@ def main(runs: int) -> None:
             for service, tree in trees.items():
                 target = fresh_db(admin, f"v_{service}")
 
-                def psql(path) -> None:
-                    run([pg_bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(path), target])
+                def psql(m, direction: str) -> None:
+                    run(psql_file(m.path(direction), target, m.transactional(direction)))
 
                 def dump() -> None:
                     run([pg_bin("pg_dump"), "--schema-only", "--no-owner", "--no-privileges", target])
 
                 dump()
                 for m in tree:
-                    psql(m.up)
+                    psql(m, "up")
                     dump()
                 for m in reversed(tree):
-                    psql(m.down)
+                    psql(m, "down")
                     dump()
                 for m in tree:
-                    psql(m.up)
+                    psql(m, "up")
                 dump()
                 with psycopg.connect(admin, autocommit=True) as conn:
                     name = conninfo_to_dict(target)["dbname"]
