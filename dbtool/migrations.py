@@ -270,7 +270,12 @@ def read_state(conn: psycopg.Connection, migrations: list[Migration]) -> State:
             query = "SELECT migration_id, applied_at_utc, NULL, NULL FROM _yoyo_migration"
         for mid, at, up, down in conn.execute(query).fetchall():
             applied[mid] = Applied(mid, at, up, down)
-    invalid = [
+    return State(migrations, applied, True, invalid_indexes(conn))
+
+
+def invalid_indexes(conn: psycopg.Connection) -> list[str]:
+    """Indexes a failed or interrupted CREATE INDEX CONCURRENTLY left behind: written to, never read."""
+    return [
         r[0]
         for r in conn.execute(
             """SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
@@ -278,7 +283,6 @@ def read_state(conn: psycopg.Connection, migrations: list[Migration]) -> State:
                WHERE NOT i.indisvalid AND n.nspname = current_schema() ORDER BY 1"""
         ).fetchall()
     ]
-    return State(migrations, applied, True, invalid)
 
 
 def refuse_drift(state: State) -> None:
@@ -395,8 +399,20 @@ def _step(backend: _Tracking, m: Migration, direction: str, bookkeeping: Callabl
         # Statements such as CREATE INDEX CONCURRENTLY cannot run in a transaction block: the
         # record can only follow them. Such migrations must be written to be re-runnable.
         _run(backend.connection, path, statements, False)
+        _refuse_invalid_index(backend.connection, path, m.text(direction))
         with backend.transaction():
             bookkeeping(backend, m)
+
+
+def _refuse_invalid_index(conn: psycopg.Connection, path: Path, text: str) -> None:
+    """A concurrent build killed midway leaves an invalid index under its name, so a re-run's
+    `CREATE INDEX CONCURRENTLY IF NOT EXISTS` passes over it: never record the migration then."""
+    named = [i for i in invalid_indexes(conn) if re.search(rf"\b{re.escape(i)}\b", text)]
+    if named:
+        raise BadInput(
+            f"{path}: index {named[0]} is invalid (an earlier concurrent build failed or was interrupted);"
+            f" run DROP INDEX CONCURRENTLY {named[0]}; then run again; the migration was not recorded"
+        )
 
 
 def _record(backend: _Tracking, m: Migration) -> None:

@@ -92,6 +92,34 @@ def test_failed_concurrent_index_is_reported(cli, service, db):
         assert "idx_users_name" in snapshot(conn)["tables"]["users"]["indexes"]
 
 
+def test_a_rerun_never_records_a_migration_over_its_invalid_index(cli, service, db):
+    """IF NOT EXISTS passes over the invalid index a failed concurrent build left: dbtool must notice."""
+    env = {"IDENTITY_DATABASE_URL": db}
+    add(service, "add_unique_name_index",
+        "-- transactional: false\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idx_users_name ON users (name);\n",
+        "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_users_name;\n")
+    tree = mig.load_tree(service)
+    with connect(db) as conn:
+        mig.migrate_connection(conn, tree[:-1])
+        conn.execute("INSERT INTO users (email, password_hash, role, name) VALUES "
+                     "('a@x.io', 'h', 'student', 'Same'), ('b@x.io', 'h', 'student', 'Same')")
+    assert cli("migrate", "identity", "--schemas-dir", service.parent, env=env).exit_code == 2
+    with connect(db) as conn:
+        conn.execute("UPDATE users SET name = email")  # the data is fixed, the invalid index stays
+    again = cli("migrate", "identity", "--schemas-dir", service.parent, env=env)
+    assert again.exit_code == 2
+    assert again.stderr.strip().splitlines() == [
+        f"error: {tree[-1].up}: index idx_users_name is invalid (an earlier concurrent build failed or was"
+        " interrupted); run DROP INDEX CONCURRENTLY idx_users_name; then run again; the migration was not recorded"]
+    with connect(db) as conn:
+        assert tree[-1].id not in mig.read_state(conn, tree).applied
+        conn.execute("DROP INDEX CONCURRENTLY idx_users_name")
+    assert cli("migrate", "identity", "--schemas-dir", service.parent, env=env).exit_code == 0
+    with connect(db) as conn:
+        assert mig.invalid_indexes(conn) == []
+        assert tree[-1].id in mig.read_state(conn, tree).applied
+
+
 def test_edited_and_missing_show_in_status_and_repair_accepts_an_edit(cli, service, db):
     env = {"IDENTITY_DATABASE_URL": db}
     schemas = service.parent
