@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import psycopg
+import sqlparse
+from psycopg import sql
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
-import sqlparse
 from yoyo.migrations import get_migration_hash, parse_metadata_from_sql_comments
 
 from .errors import BadInput, DatabaseUnavailable, MigrationTreeError, Refused
@@ -398,21 +399,22 @@ def _step(backend: _Tracking, m: Migration, direction: str, bookkeeping: Callabl
     else:
         # Statements such as CREATE INDEX CONCURRENTLY cannot run in a transaction block: the
         # record can only follow them. Such migrations must be written to be re-runnable.
-        _run(backend.connection, path, statements, False)
-        _refuse_invalid_index(backend.connection, path, m.text(direction))
+        conn, text = backend.connection, m.text(direction)
+        # A concurrent build that failed or was killed leaves an invalid index under its name, which
+        # a re-run's IF NOT EXISTS would pass over. It serves no reads, so drop it and build again.
+        for name in _invalid_indexes_named(conn, text):
+            conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
+        _run(conn, path, statements, False)
+        left = _invalid_indexes_named(conn, text)
+        if left:
+            raise BadInput(f"{path}: index {left[0]} is invalid after this migration; drop it with DROP INDEX"
+                           " CONCURRENTLY and run again; the migration was not recorded")
         with backend.transaction():
             bookkeeping(backend, m)
 
 
-def _refuse_invalid_index(conn: psycopg.Connection, path: Path, text: str) -> None:
-    """A concurrent build killed midway leaves an invalid index under its name, so a re-run's
-    `CREATE INDEX CONCURRENTLY IF NOT EXISTS` passes over it: never record the migration then."""
-    named = [i for i in invalid_indexes(conn) if re.search(rf"\b{re.escape(i)}\b", text)]
-    if named:
-        raise BadInput(
-            f"{path}: index {named[0]} is invalid (an earlier concurrent build failed or was interrupted);"
-            f" run DROP INDEX CONCURRENTLY {named[0]}; then run again; the migration was not recorded"
-        )
+def _invalid_indexes_named(conn: psycopg.Connection, text: str) -> list[str]:
+    return [i for i in invalid_indexes(conn) if re.search(rf"\b{re.escape(i)}\b", text)]
 
 
 def _record(backend: _Tracking, m: Migration) -> None:
@@ -545,20 +547,18 @@ def dropped_objects(sql: str) -> list[tuple[str, str | None]]:
 
 
 def refuse_data_loss(conn: psycopg.Connection, plan: list[Migration]) -> None:
-    from psycopg import sql as q
-
     for m in plan:
         for st in m.statements("down"):
             for table, column in dropped_objects(st.sql):
                 if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None:
                     continue
-                ident = q.Identifier(*table.split("."))
+                ident = sql.Identifier(*table.split("."))
                 if column is None:
-                    query = q.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(ident)
+                    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(ident)
                     what = f"table {table}"
                 else:
-                    query = q.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS NOT NULL)").format(
-                        ident, q.Identifier(column)
+                    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {} IS NOT NULL)").format(
+                        ident, sql.Identifier(column)
                     )
                     what = f"column {table}.{column}"
                 if conn.execute(query).fetchone()[0]:
