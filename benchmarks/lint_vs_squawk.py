@@ -21,7 +21,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from dbtool.migrations import _split
+from dbtool.migrations import split_sql
 
 CORPUS = Path(__file__).resolve().parent / "lint_corpus"
 
@@ -105,7 +105,7 @@ def run_dbtool(case: Path, scratch: Path) -> list[str]:
 
 def run_squawk(squawk: str, case: Path, pg_version: str) -> list[str]:
     args = [squawk, "--reporter", "json", f"--pg-version={pg_version}", str(case)]
-    if _split(case.read_text())[0]:
+    if split_sql(case.read_text())[0]:
         args.insert(1, "--assume-in-transaction")
     done = subprocess.run(args, capture_output=True, text=True)
     if done.returncode not in (0, 1):

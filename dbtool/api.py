@@ -65,7 +65,9 @@ def validate(settings: Settings, services: list[str] | None) -> dict[str, list[m
     return trees
 
 
-def _where(target: Target, settings: Settings) -> tuple[str, str]:
+def locate(target: Target, settings: Settings) -> tuple[str, str]:
+    """The conninfo of a service's database (starting the embedded server if it is the one) and where
+    it is, for people: host, database, user and how it was chosen; never the password."""
     conninfo = server.target_conninfo(target, settings)
     return conninfo, server.describe_target(target, conninfo)
 
@@ -81,11 +83,11 @@ def migrate(
     results = []
     for service, tree in trees.items():
         target = resolve_target(service, settings)
-        conninfo, where = _where(target, settings)
+        conninfo, where = locate(target, settings)
         events.target(service, where)
         result = ServiceResult(service, where)
         if dry_run:
-            state = _peek_state(conninfo, tree, settings)
+            state = peek_state(conninfo, tree, settings)
             mig.refuse_drift(state)
             result.sql = [(m, m.statements("up")) for m in mig.plan_up(state, to)]
         else:
@@ -118,11 +120,11 @@ def rollback(
     results = []
     for service, tree in trees.items():
         target = resolve_target(service, settings)
-        conninfo, where = _where(target, settings)
+        conninfo, where = locate(target, settings)
         events.target(service, where)
         result = ServiceResult(service, where)
         if dry_run:
-            state = _peek_state(conninfo, tree, settings)
+            state = peek_state(conninfo, tree, settings)
             mig.refuse_drift(state)
             mig.check_version(tree, to, "--to")
             plan = mig.plan_down(state, steps, to, everything)
@@ -153,10 +155,10 @@ def sync_triggers(
     results = []
     for service in select_services(settings, services):
         target = resolve_target(service, settings)
-        conninfo, where = _where(target, settings)
+        conninfo, where = locate(target, settings)
         events.target(service, where)
         result = ServiceResult(service, where)
-        if not _exists(conninfo, settings):
+        if not database_exists(conninfo, settings):
             raise DatabaseUnavailable(
                 f"{service}: database {target.dbname} does not exist; run 'dbtool migrate {service}' first"
             )
@@ -166,11 +168,11 @@ def sync_triggers(
     return results
 
 
-def _exists(conninfo: str, settings: Settings) -> bool:
-    return _peek_state(conninfo, [], settings).database_exists
+def database_exists(conninfo: str, settings: Settings) -> bool:
+    return peek_state(conninfo, [], settings).database_exists
 
 
-def _peek_state(conninfo: str, tree: list[mig.Migration], settings: Settings) -> mig.State:
+def peek_state(conninfo: str, tree: list[mig.Migration], settings: Settings) -> mig.State:
     """The state without changing anything: a database that does not exist has nothing applied."""
     from psycopg.conninfo import conninfo_to_dict
 
@@ -192,9 +194,9 @@ def status(settings: Settings, services: list[str] | None = None, events: Events
     results = []
     for service, tree in trees.items():
         target = resolve_target(service, settings)
-        conninfo, where = _where(target, settings)
+        conninfo, where = locate(target, settings)
         events.target(service, where)
-        results.append(ServiceResult(service, where, state=_peek_state(conninfo, tree, settings)))
+        results.append(ServiceResult(service, where, state=peek_state(conninfo, tree, settings)))
     return results
 
 
@@ -203,7 +205,7 @@ def repair(settings: Settings, services: list[str] | None = None) -> list[tuple[
     trees = validate(settings, services)
     accepted = []
     for service, tree in trees.items():
-        conninfo, _ = _where(resolve_target(service, settings), settings)
+        conninfo, _ = locate(resolve_target(service, settings), settings)
         with server.connect(conninfo, wait=settings.wait) as conn:
             with mig.advisory_lock(conn, settings.lock_timeout, service):
                 mig.tracking(conn)

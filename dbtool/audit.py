@@ -20,7 +20,7 @@ from pglast.stream import maybe_double_quote_name
 from psycopg.conninfo import conninfo_to_dict
 
 from . import server
-from .api import _exists as database_exists
+from .api import database_exists
 from .config import Settings, describe, resolve_target, select_services
 from .errors import BadInput, DatabaseUnavailable
 from .migrations import TRACKING_TABLES

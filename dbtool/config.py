@@ -55,7 +55,7 @@ def make_settings(
     if lock_timeout < 0:
         raise BadInput(f"--lock-timeout: {lock_timeout} is negative; give seconds, e.g. --lock-timeout 60")
     if dsn is not None:
-        _check_dsn(dsn, "--dsn")
+        check_dsn(dsn, "--dsn")
     return Settings(
         schemas_dir=Path(schemas_dir),
         env=env,
@@ -129,7 +129,7 @@ def resolve_target(service: str, settings: Settings) -> Target:
         return Target(service, "--dsn", _dbname_of(settings.dsn, "--dsn"), settings.dsn, may_create)
     var = url_variable(service)
     if env.get(var):
-        dsn = _check_dsn(env[var], var)
+        dsn = check_dsn(env[var], var)
         return Target(service, var, _dbname_of(dsn, var), dsn, may_create)
     dbname = database_name(service, settings.env)
     if env.get("DB_HOST"):
@@ -146,7 +146,7 @@ def resolve_target(service: str, settings: Settings) -> Target:
     return Target(service, "embedded", dbname, None, may_create)
 
 
-def _check_dsn(dsn: str, where: str) -> str:
+def check_dsn(dsn: str, where: str) -> str:
     try:
         conninfo_to_dict(dsn)
     except ProgrammingError:

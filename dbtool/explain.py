@@ -431,8 +431,8 @@ def explain(
 
 def _open(settings: Settings, service: str) -> tuple[psycopg.Connection, str]:
     target = resolve_target(service, settings)
-    conninfo, where = api._where(target, settings)
-    if not api._exists(conninfo, settings):
+    conninfo, where = api.locate(target, settings)
+    if not api.database_exists(conninfo, settings):
         raise Refused(f"{service}: database {target.dbname} does not exist; run 'dbtool migrate {service}'"
                       f" and 'dbtool seed {service}' first")
     conn = server.connect(conninfo, wait=settings.wait)

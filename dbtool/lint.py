@@ -276,7 +276,7 @@ class Linter:
     def loose(self, path: Path, text: str) -> None:
         # A down file outside a tree still undoes something: dropping is its job.
         direction = "down" if path.name.endswith(".down.sql") else "loose"
-        self.read(parse_source(path, text, direction, mig._split(text)[0]))
+        self.read(parse_source(path, text, direction, mig.split_sql(text)[0]))
         for pending in self.fks:
             self._check_fk_index(pending)
         self.fks = []

@@ -87,10 +87,10 @@ class Migration:
         return bool(IRREVERSIBLE.search(self.text("down"))) and not self.statements("down")
 
     def transactional(self, direction: str = "up") -> bool:
-        return _split(self.text(direction))[0]
+        return split_sql(self.text(direction))[0]
 
     def statements(self, direction: str = "up") -> list[Statement]:
-        return _split(self.text(direction))[1]
+        return split_sql(self.text(direction))[1]
 
     def text(self, direction: str = "up") -> str:
         return (self.up_bytes if direction == "up" else self.down_bytes).decode("utf-8")
@@ -100,7 +100,7 @@ class Migration:
 
 
 @functools.lru_cache(maxsize=256)
-def _split(text: str) -> tuple[bool, list[Statement]]:
+def split_sql(text: str) -> tuple[bool, list[Statement]]:
     """yoyo's splitting and directives, plus the line each statement starts on.
 
     This is what yoyo's read_sql_migration does, but on the bytes dbtool already read and

@@ -109,7 +109,7 @@ def migrated_conninfo(settings: Settings, service: str) -> tuple[str, str]:
     tree = mig.load_tree(settings.schemas_dir / service)
     target = resolve_target(service, settings)
     conninfo = server.target_conninfo(target, settings)
-    state = api._peek_state(conninfo, tree, settings)
+    state = api.peek_state(conninfo, tree, settings)
     first = f"run 'dbtool migrate {service}' first; nothing was written"
     if not state.database_exists:
         raise Refused(f"{service}: database {target.dbname} does not exist; {first}")

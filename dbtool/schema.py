@@ -386,11 +386,11 @@ def check(settings: Settings, services: list[str] | None = None, scratch_dsn: st
     results = []
     for service, tree in api.validate(settings, services).items():
         place = scratch_server(settings, service, scratch_dsn)  # before anything: prod is refused here
-        live, where = api._where(resolve_target(service, settings), settings)
+        live, where = api.locate(resolve_target(service, settings), settings)
         result = CheckResult(service, settings.schemas_dir / service / SCHEMA_FILE, where)
         newest = tree[-1].version if tree else 0
         with scratch_database(place, scratch_name(service, settings), settings.wait) as conninfo:
-            version = _comparable_version(api._peek_state(live, tree, settings), result)
+            version = _comparable_version(api.peek_state(live, tree, settings), result)
             at_live = build(conninfo, tree, version, settings) if version is not None and version < newest else None
             rebuilt = build(conninfo, tree, None, settings)
         _check_file(result, rebuilt)

@@ -19,7 +19,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import server
-from .config import Settings, _check_dsn, database_name, describe, resolve_target
+from .config import Settings, check_dsn, database_name, describe, resolve_target
 from .errors import DatabaseUnavailable, Refused
 
 MAINTENANCE_DB = "postgres"
@@ -39,7 +39,7 @@ class ScratchServer:
 def scratch_server(settings: Settings, service: str, scratch_dsn: str | None) -> ScratchServer:
     """Where a service's scratch databases go: --scratch-dsn, else the server of its own database."""
     if scratch_dsn is not None:
-        _check_dsn(scratch_dsn, "--scratch-dsn")
+        check_dsn(scratch_dsn, "--scratch-dsn")
         admin = scratch_dsn if conninfo_to_dict(scratch_dsn).get("dbname") else make_conninfo(
             scratch_dsn, dbname=MAINTENANCE_DB)
         return ScratchServer(admin, f"{describe(admin)} (--scratch-dsn)")
