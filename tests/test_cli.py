@@ -9,6 +9,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from conftest import PASSWORD, PASSWORD_ROLE, ROOT, connect
+from fleet import databases, env_for
 from dbtool.schema import snapshot
 
 SERVICES = ("chat", "course", "identity")
@@ -30,11 +31,7 @@ def applied(conninfo: str) -> list[str]:
 @pytest.fixture
 def dbs(new_db):
     """One fresh database per service, named the way the environment variables name them."""
-    return {s: new_db(s) for s in SERVICES}
-
-
-def env_for(dbs: dict[str, str]) -> dict[str, str]:
-    return {f"{s.upper()}_DATABASE_URL": dsn for s, dsn in dbs.items()}
+    return databases(new_db)
 
 
 def one_error_line(result) -> str:

@@ -10,7 +10,7 @@ import pytest
 from conftest import SCHEMAS, connect
 from dbtool.errors import BadInput
 from dbtool.explain import parse_query_file, plan_nodes, plan_warnings
-from fleet import databases, env_for
+from fleet import migrated  # noqa: F401 - a fixture
 
 # Key queries that find their rows through an index of this table on --scale 10 data (point
 # lookups). At --scale 1 a 50-row chat_sessions is cheaper to read whole, so the planner rightly does.
@@ -36,15 +36,6 @@ def assert_one_line(result, code: int, *needles: str) -> None:
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     for needle in needles:
         assert needle in lines[0], lines[0]
-
-
-@pytest.fixture
-def migrated(cli, project, new_db):
-    dbs = databases(new_db)
-    env = env_for(dbs)
-    result = cli("migrate", "--schemas-dir", project / "schemas", env=env)
-    assert result.exit_code == 0, result.stderr
-    return dbs, env
 
 
 @pytest.fixture

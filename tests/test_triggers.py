@@ -8,7 +8,7 @@ import pytest
 
 from conftest import connect
 from dbtool.schema import snapshot
-from fleet import databases, env_for
+from fleet import migrated  # noqa: F401 - a fixture
 
 # One row per table that has updated_at in the specification: (table, INSERT ... RETURNING id, UPDATE).
 ROWS = {
@@ -29,15 +29,6 @@ ROWS = {
     ),
 }
 LONG_AGO = "2000-01-01 00:00:00"
-
-
-@pytest.fixture
-def migrated(cli, project, new_db):
-    dbs = databases(new_db)
-    env = env_for(dbs)
-    result = cli("migrate", "--schemas-dir", project / "schemas", env=env)
-    assert result.exit_code == 0, result.stderr
-    return dbs, env
 
 
 def trigger_names(conninfo: str) -> dict[str, str]:
