@@ -141,8 +141,8 @@ def status(results: list[ServiceResult], as_json: bool) -> None:
         notes.append(f"{len(service['migrations']) - len(service['pending'])} applied, "
                      f"{len(service['pending'])} pending")
         for index in service["invalid_indexes"]:
-            notes.append(f"invalid index {index}: a concurrent build failed; DROP INDEX CONCURRENTLY {index}"
-                         " and migrate again")
+            notes.append(f"invalid index {index}: a concurrent build failed or was killed; 'dbtool migrate' builds"
+                         f" it again if a pending migration names it, else DROP INDEX CONCURRENTLY {index}")
         for note in notes:
             out.print(f"  {note}", markup=False)
 
