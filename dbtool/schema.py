@@ -317,12 +317,17 @@ def compare(expected: str, actual: str, side: Side, names: tuple[str, str] = ("e
 # ---------------------------------------------------------------- dbtool schema dump | check
 
 
+def migrate_and_sync(conn: psycopg.Connection, tree: list[mig.Migration], to: int | None, lock_timeout: float) -> None:
+    """As `dbtool migrate` leaves a database: the pending migrations, then the updated_at trigger sync."""
+    mig.migrate_connection(conn, tree, to, lock_timeout)
+    trig.sync_connection(conn)
+
+
 def build(conninfo: str, tree: list[mig.Migration], to: int | None = None, settings: Settings | None = None) -> str:
     """Migrate a (scratch) database as `dbtool migrate` does, triggers included; return its dump."""
     settings = settings or Settings()
     with server.connect(conninfo, wait=settings.wait) as conn:
-        mig.migrate_connection(conn, tree, to, settings.lock_timeout)
-        trig.sync_connection(conn)
+        migrate_and_sync(conn, tree, to, settings.lock_timeout)
     return pg_dump(conninfo, settings.environ, secrets(settings))
 
 

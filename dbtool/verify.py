@@ -69,6 +69,11 @@ class VerifyEvents:
     check: Callable[[Check], None] = lambda check: None
 
 
+def _add(report: VerifyReport, events: VerifyEvents, check: Check) -> None:
+    report.checks.append(check)
+    events.check(check)
+
+
 class _Walk:
     """One service's checks on its scratch database, in order; a step that raises ends the walk."""
 
@@ -82,17 +87,14 @@ class _Walk:
         check = Check(self.service, name, ok, detail)
         if difference:
             check.objects, check.diff = difference.findings(), difference.diff
-        self.report.checks.append(check)
-        self.events.check(check)
+        _add(self.report, self.events, check)
         return ok
 
     def dump(self) -> str:
         return schema.pg_dump(self.conninfo, self.settings.environ, secrets(self.settings))
 
     def migrate(self, conn: psycopg.Connection, to: int | None = None) -> None:
-        # As `dbtool migrate` does: the migrations, then the trigger sync.
-        mig.migrate_connection(conn, self.tree, to, self.settings.lock_timeout)
-        trig.sync_connection(conn)
+        schema.migrate_and_sync(conn, self.tree, to, self.settings.lock_timeout)
 
     def rollback_one(self, conn: psycopg.Connection) -> None:
         # As `dbtool rollback` does; the scratch database holds no rows, so nothing to guard.
@@ -191,8 +193,7 @@ def _migrate_only(conninfo: str, tree: list[mig.Migration], settings: Settings) 
     """A service the seeds need but that was not selected: migrated, not verified."""
     try:
         with server.connect(conninfo, wait=settings.wait) as conn:
-            mig.migrate_connection(conn, tree, None, settings.lock_timeout)
-            trig.sync_connection(conn)
+            schema.migrate_and_sync(conn, tree, None, settings.lock_timeout)
     except DatabaseUnavailable:
         raise
     except DbtoolError:
@@ -227,8 +228,7 @@ def _seeds(settings: Settings, service: str, report: VerifyReport, events: Verif
             detail = (f"{rows} row(s) from {len(files)} file(s)" if not again else
                       f"the second run added {again} row(s); make the seed files idempotent (ON CONFLICT DO NOTHING)")
             check = Check(service, name, not again, detail)
-    report.checks.append(check)
-    events.check(check)
+    _add(report, events, check)
 
 
 def _updates_keep_updated_at(conninfo: str, service: str, settings: Settings, report: VerifyReport,
@@ -249,6 +249,4 @@ def _updates_keep_updated_at(conninfo: str, service: str, settings: Settings, re
         detail = f"UPDATE left {trig.COLUMN} as written on {', '.join(stale)}; run 'dbtool triggers' and see its report"
     else:
         detail = f"on {', '.join(checked)}" if checked else "no seeded row to update"
-    check = Check(service, f"triggers: an UPDATE sets {trig.COLUMN}", not stale, detail)
-    report.checks.append(check)
-    events.check(check)
+    _add(report, events, Check(service, f"triggers: an UPDATE sets {trig.COLUMN}", not stale, detail))
