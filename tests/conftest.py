@@ -156,5 +156,17 @@ def cli(monkeypatch):
     return invoke
 
 
+@pytest.fixture
+def migrated(cli, project, new_db) -> tuple[dict[str, str], dict[str, str]]:
+    """Every service migrated into a fresh database of its own: ({service: conninfo}, environment)."""
+    from fleet import databases, env_for  # fleet reads this module's SCHEMAS when it loads
+
+    dbs = databases(new_db)
+    env = env_for(dbs)
+    result = cli("migrate", "--schemas-dir", project / "schemas", env=env)
+    assert result.exit_code == 0, result.stderr
+    return dbs, env
+
+
 def connect(conninfo: str) -> psycopg.Connection:
     return psycopg.connect(conninfo, autocommit=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from conftest import SCHEMAS
 
 SERVICES = sorted(p.name for p in SCHEMAS.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
@@ -18,12 +16,3 @@ def env_for(dbs: dict[str, str]) -> dict[str, str]:
     """The <SERVICE>_DATABASE_URL variables that point dbtool at these databases."""
     return {f"{service.upper()}_DATABASE_URL": conninfo for service, conninfo in dbs.items()}
 
-
-@pytest.fixture
-def migrated(cli, project, new_db) -> tuple[dict[str, str], dict[str, str]]:
-    """Every service migrated into a fresh database of its own: ({service: conninfo}, environment)."""
-    dbs = databases(new_db)
-    env = env_for(dbs)
-    result = cli("migrate", "--schemas-dir", project / "schemas", env=env)
-    assert result.exit_code == 0, result.stderr
-    return dbs, env

@@ -10,7 +10,6 @@ import pytest
 from conftest import SCHEMAS, connect
 from dbtool.errors import BadInput
 from dbtool.explain import parse_query_file, plan_nodes, plan_warnings
-from fleet import migrated  # noqa: F401 - a fixture
 
 # Key queries that find their rows through an index of this table on --scale 10 data (point
 # lookups). At --scale 1 a 50-row chat_sessions is cheaper to read whole, so the planner rightly does.

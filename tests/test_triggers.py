@@ -8,7 +8,6 @@ import pytest
 
 from conftest import connect
 from dbtool.schema import snapshot
-from fleet import migrated  # noqa: F401 - a fixture
 
 # One row per table that has updated_at in the specification: (table, INSERT ... RETURNING id, UPDATE).
 ROWS = {
