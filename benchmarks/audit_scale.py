@@ -16,14 +16,12 @@ from collections import Counter
 from contextlib import nullcontext
 
 import psycopg
+from _common import dbtool_cmd, fresh_db, run, scratch_server, timed
 from psycopg import sql
 
-from _common import dbtool_cmd, fresh_db, run, scratch_server, timed
-
-from dbtool import audit
-from dbtool.audit import audit_connection
-from dbtool.migrations import TRACKING_TABLES
-
+from dbtool.inspect import audit as audit_module
+from dbtool.inspect.audit import audit_connection
+from dbtool.migrate.tracking import TRACKING_TABLES
 
 SIZES = "SELECT sum(pg_relation_size(indexrelid)) FROM pg_index WHERE indexrelid >= 16384"
 
@@ -66,8 +64,8 @@ def generate(conninfo: str, tables: int) -> None:
 
 def catalog_queries(conn: psycopg.Connection) -> None:
     params = {"skip": list(TRACKING_TABLES)}
-    conn.execute(audit._DATABASE).fetchall()
-    for query in (audit._INDEXES, audit._FOREIGN_KEYS, audit._TABLES):
+    conn.execute(audit_module._DATABASE).fetchall()
+    for query in (audit_module._INDEXES, audit_module._FOREIGN_KEYS, audit_module._TABLES):
         conn.execute(query, params).fetchall()
 
 

@@ -27,7 +27,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _common import SCHEMAS, SERVICES, fresh_db, scratch_server  # noqa: E402
-from dbtool import api, config, explain, seed  # noqa: E402
+
+from dbtool import config
+from dbtool.data.seed import seed
+from dbtool.inspect.explain import explain
+from dbtool.migrate.commands import migrate
 
 
 def seeded_settings(stack: ExitStack, data_dir: str | None, scale: int) -> config.Settings:
@@ -36,9 +40,9 @@ def seeded_settings(stack: ExitStack, data_dir: str | None, scale: int) -> confi
     admin = stack.enter_context(scratch_server())
     urls = {config.url_variable(s): fresh_db(admin, f"growth_{s}") for s in SERVICES}
     settings = config.make_settings(SCHEMAS, environ=urls)
-    api.migrate(settings)
+    migrate(settings)
     print(f"seeding --scale {scale} ...", flush=True)
-    seed.seed(settings, scale=scale)
+    seed(settings, scale=scale)
     return settings
 
 
@@ -46,7 +50,7 @@ def medians(settings: config.Settings, runs: int) -> dict[tuple[str, str], tuple
     times: dict[tuple[str, str], list[float]] = {}
     shapes: dict[tuple[str, str], str] = {}
     for _ in range(runs):
-        for service in explain.explain(settings):
+        for service in explain(settings):
             for report in service.reports:
                 key = (service.service, report.query.name)
                 times.setdefault(key, []).append(report.execution_ms)

@@ -9,9 +9,19 @@ from __future__ import annotations
 
 import sys
 
-from _common import SCHEMAS, SERVICES, dbtool_cmd, fresh_db, psql_file, report, run, scratch_server, timed
+from _common import (
+    SCHEMAS,
+    SERVICES,
+    dbtool_cmd,
+    fresh_db,
+    psql_file,
+    report,
+    run,
+    scratch_server,
+    timed,
+)
 
-from dbtool.migrations import load_tree
+from dbtool.migrate.tree import load_tree
 
 
 def main(runs: int) -> None:

@@ -12,11 +12,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _common import SCHEMAS, dbtool_cmd, fresh_db, report, run, scratch_server, timed
 from psycopg.conninfo import conninfo_to_dict
 
-from _common import SCHEMAS, dbtool_cmd, fresh_db, report, run, scratch_server, timed
-
-from dbtool.migrations import load_tree
+from dbtool.migrate.tree import load_tree
 
 SERVICE = "course"
 

@@ -33,7 +33,9 @@ from psycopg.conninfo import make_conninfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dbtool import api, config, server, synthetic  # noqa: E402
+from dbtool import config, server
+from dbtool.data.synthetic import Catalog, copy_lines, rows
+from dbtool.migrate.commands import migrate
 
 SERVICES = [p.name for p in (ROOT / "schemas").iterdir() if p.is_dir()]
 
@@ -54,7 +56,7 @@ def fresh_databases(admin: str, made: list[str]) -> dict[str, str]:
             made.append(name)
             urls[f"{service.upper()}_DATABASE_URL"] = make_conninfo(admin, dbname=name)
     settings = config.make_settings(ROOT / "schemas", environ=urls)
-    api.migrate(settings)
+    migrate(settings)
     return urls
 
 
@@ -69,12 +71,12 @@ def dbtool_rate(env: dict[str, str], scale: int) -> tuple[int, float]:
 
 
 def courses_file(scale: int, folder: Path) -> tuple[Path, list[str], int]:
-    catalog = synthetic.Catalog(config.make_settings(ROOT / "schemas"))
+    catalog = Catalog(config.make_settings(ROOT / "schemas"))
     group = next(g for g in catalog.service("course") if g.table == "courses")
     path = folder / "courses.tsv"
     count = 0
     with path.open("w", encoding="utf-8") as out:
-        for text in synthetic.copy_lines(group, synthetic.rows(group, scale)):
+        for text in copy_lines(group, rows(group, scale)):
             out.write(text)
             count += 1
     return path, [name for name, _ in group.columns], count

@@ -13,12 +13,22 @@ from __future__ import annotations
 import sys
 
 import psycopg
+from _common import (
+    SCHEMAS,
+    SERVICES,
+    dbtool_cmd,
+    fresh_db,
+    pg_bin,
+    psql_file,
+    report,
+    run,
+    scratch_server,
+    timed,
+)
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from _common import SCHEMAS, SERVICES, dbtool_cmd, fresh_db, pg_bin, psql_file, report, run, scratch_server, timed
-
-from dbtool.migrations import load_tree
+from dbtool.migrate.tree import load_tree
 
 
 def main(runs: int) -> None:

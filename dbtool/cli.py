@@ -1,22 +1,24 @@
-"""The command line: parse, build settings, call one core function, render."""
+"""The command line: parse, build settings, call one core function, render.
 
-from __future__ import annotations
+Each command imports its core function and its renderer inside its body, so `dbtool --help` and the
+offline commands load neither psycopg, pglast nor yoyo. The shared options are declared once
+(`SHARED`) and added to a command's signature by `command()`, which is also the one error boundary
+and the one place where "findings" becomes exit 1.
+"""
 
+# No `from __future__ import annotations`: Typer reads these annotations as objects.
 import functools
+import inspect
 import sys
+import traceback as tracebacks
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Any, Callable, Iterator, Optional
 
 import typer
 
-from . import api, references, render, seed as seeding
-from . import audit as index_audit
-from . import explain as explaining
-from . import lint as linting
-from . import schema as schemas, verify as verifying
-from . import server as embedded
-from .config import Settings, make_settings, redact, secrets
-from .errors import DbtoolError, ExitCode, Refused
+from .config import Settings, make_settings
+from .errors import ExitCode, Refused, classify
 
 app = typer.Typer(
     help="Schema-first SQL migrations, checks and reports for PostgreSQL.",
@@ -27,43 +29,107 @@ app = typer.Typer(
 )
 server_app = typer.Typer(help="The embedded PostgreSQL server used when nothing else is configured.",
                          no_args_is_help=True)
+schema_app = typer.Typer(help="The schema a service's migrations build, kept in schemas/<service>/schema.sql.",
+                         no_args_is_help=True)
 app.add_typer(server_app, name="server")
+app.add_typer(schema_app, name="schema")
 
 Services = Annotated[Optional[list[str]], typer.Argument(help="Service folders under schemas/; none means all.",
                                                          show_default=False)]
-Env = Annotated[str, typer.Option("--env", help="Environment: dev, test or prod.")]
-SchemasDir = Annotated[Path, typer.Option("--schemas-dir", help="Folder holding one folder per service.")]
-Dsn = Annotated[Optional[str], typer.Option("--dsn", help="Connection URL of the database (one service only).")]
-Wait = Annotated[float, typer.Option("--wait", help="Seconds to keep retrying a server that is starting.")]
-LockTimeout = Annotated[float, typer.Option("--lock-timeout", help="Seconds to wait for another dbtool run.")]
-Traceback = Annotated[bool, typer.Option("--traceback", help="Show the full traceback of an error.")]
 Json = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout, nothing else there.")]
 Yes = Annotated[bool, typer.Option("--yes", help="Confirm a change to a prod database.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print what would run or change; change nothing.")]
+ScratchDsn = Annotated[Optional[str], typer.Option(
+    "--scratch-dsn", envvar="DBTOOL_SCRATCH_DSN", show_envvar=True,
+    help="Admin URL of a server to build scratch databases on (default: each service's own server;"
+         " required with --env prod).")]
+FailOn = Annotated[Optional[str], typer.Option(
+    "--fail-on", help="Exit 1 when a finding reaches this level: error, warning or info (default: never).",
+    show_default=False)]
 
 
-def handled(func: Callable) -> Callable:
-    """The one place errors become a line on stderr and an exit code; passwords never get out."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except DbtoolError as exc:
-            if kwargs.get("traceback"):
-                raise
-            hidden = secrets(Settings(dsn=kwargs.get("dsn"))) + secrets(Settings(dsn=kwargs.get("scratch_dsn")))
-            for line in str(exc).splitlines() or [type(exc).__name__]:
-                render.error(redact(line, hidden))
-            raise typer.Exit(int(exc.exit_code)) from None
-        except KeyboardInterrupt:
-            render.error("interrupted; every migration either finished or left no trace, run the command again")
-            raise typer.Exit(130) from None
-
-    return wrapper
+def _option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
-def _settings(env: str, schemas_dir: Path, dsn: str | None, wait: float, lock_timeout: float = 60.0) -> Settings:
-    return make_settings(schemas_dir=schemas_dir, env=env, dsn=dsn, wait=wait, lock_timeout=lock_timeout)
+# The options every database command shares, declared once. `settings` below says which ones a
+# command takes; the wrapper turns them into one Settings.
+SHARED = {
+    "env": _option("env", Annotated[str, typer.Option("--env", help="Environment: dev, test or prod.")], "dev"),
+    "schemas_dir": _option("schemas_dir", Annotated[Path, typer.Option(
+        "--schemas-dir", help="Folder holding one folder per service.")], Path("schemas")),
+    "dsn": _option("dsn", Annotated[Optional[str], typer.Option(
+        "--dsn", help="Connection URL of the database (one service only).")], None),
+    "wait": _option("wait", Annotated[float, typer.Option(
+        "--wait", help="Seconds to keep retrying a server that is starting.")], 0.0),
+    "lock_timeout": _option("lock_timeout", Annotated[float, typer.Option(
+        "--lock-timeout", help="Seconds to wait for another dbtool run on the same database (its"
+                               " migration lock); not the lock a DDL statement waits for.")], 60.0),
+    "traceback": _option("traceback", Annotated[bool, typer.Option(
+        "--traceback", help="Show the full traceback of an error (the exit code stays the same).")], False),
+}
+DATABASE = ("env", "schemas_dir", "dsn", "wait", "traceback")
+LOCKING = DATABASE + ("lock_timeout",)
+OFFLINE = ("schemas_dir", "traceback")
+
+
+@contextmanager
+def boundary(show_traceback: bool, urls: list[str | None]) -> Iterator[None]:
+    """The one place an error becomes a line on stderr and its exit code; passwords never get out."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        _fail("interrupted; every migration either finished or left no trace, run the command again",
+              ExitCode.INTERRUPTED, [])
+    except Exception as exc:  # the one last resort: nothing leaves as a bare traceback
+        from .config import secrets
+
+        error = classify(exc)
+        hidden = [s for url in urls if url for s in secrets(Settings(dsn=url))] + secrets(Settings())
+        if show_traceback:
+            sys.stderr.write(_redact("".join(tracebacks.format_exception(exc)), hidden))
+        _fail(str(error), error.exit_code, hidden)
+
+
+def _redact(text: str, hidden: list[str]) -> str:
+    from .config import redact
+
+    return redact(text, hidden)
+
+
+def _fail(message: str, code: int, hidden: list[str]) -> None:
+    from .render.console import error
+
+    for text in message.splitlines() or ["error"]:
+        error(_redact(text, hidden))
+    raise typer.Exit(int(code)) from None
+
+
+def command(typer_app: typer.Typer, name: str | None = None, shared: tuple[str, ...] = DATABASE) -> Callable:
+    """Register a command whose function takes `settings` first: the shared options are added to its
+    signature, errors become one line and their exit code, and a true return value means exit 1."""
+
+    def decorate(func: Callable) -> Callable:
+        signature = inspect.signature(func)
+        own = [p for p in signature.parameters.values() if p.name != "settings"]
+        params = own + [SHARED[n] for n in shared]
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> None:
+            common = {n: kwargs.pop(n) for n in shared}
+            hidden = [common.get("dsn"), kwargs.get("scratch_dsn")]
+            with boundary(common.pop("traceback"), hidden):
+                settings = make_settings(**common)
+                findings = func(settings, **kwargs)
+            if findings:
+                raise typer.Exit(int(ExitCode.FINDINGS))
+
+        wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        del wrapper.__wrapped__  # Typer must see the new signature, not the function's own
+        return typer_app.command(name)(wrapper)
+
+    return decorate
 
 
 def _confirm_prod(settings: Settings, yes: bool, action: str) -> None:
@@ -74,351 +140,313 @@ def _confirm_prod(settings: Settings, yes: bool, action: str) -> None:
     raise Refused(f"--env prod: {action} needs --yes (or an answer at the prompt); nothing was changed")
 
 
-@app.command()
-@handled
+# ---------------------------------------------------------------- migrations
+
+
+@command(app, shared=LOCKING)
 def migrate(
-    services: Services = None,
+    settings: Settings, services: Services = None,
     to: Annotated[Optional[int], typer.Option("--to", help="Apply up to and including this version.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the SQL that would run; change nothing.")] = False,
-    yes: Yes = False, json: Json = False,
-    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
-    wait: Wait = 0.0, lock_timeout: LockTimeout = 60.0, traceback: Traceback = False,
+    dry_run: DryRun = False, yes: Yes = False, json: Json = False,
 ) -> None:
     """Apply pending migrations, each in one transaction with its record."""
-    settings = _settings(env, schemas_dir, dsn, wait, lock_timeout)
+    from .migrate.commands import migrate
+    from .render.migrate import progress, summary
+
     if not dry_run:
         _confirm_prod(settings, yes, "migrate")
-    results = api.migrate(settings, services, to=to, dry_run=dry_run, events=render.progress("applied", json))
-    render.summary(results, "applied", dry_run, json)
+    results = migrate(settings, services, to=to, dry_run=dry_run, events=progress("applied", json))
+    summary(results, "applied", dry_run, json)
 
 
-@app.command()
-@handled
+@command(app, shared=LOCKING)
 def rollback(
-    services: Services = None,
+    settings: Settings, services: Services = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Roll back this many migrations (default 1).")] = None,
     to: Annotated[Optional[int], typer.Option("--to", help="Roll back every migration after this version.")] = None,
     everything: Annotated[bool, typer.Option("--all", help="Roll back every applied migration.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Roll back even when a down file drops rows.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the SQL that would run; change nothing.")] = False,
-    yes: Yes = False, json: Json = False,
-    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
-    wait: Wait = 0.0, lock_timeout: LockTimeout = 60.0, traceback: Traceback = False,
+    dry_run: DryRun = False, yes: Yes = False, json: Json = False,
 ) -> None:
     """Roll back applied migrations with their down files, newest first."""
-    settings = _settings(env, schemas_dir, dsn, wait, lock_timeout)
+    from .migrate.commands import rollback
+    from .render.migrate import progress, summary
+
     if not dry_run:
         _confirm_prod(settings, yes, "roll back")
-    results = api.rollback(settings, services, steps=steps, to=to, everything=everything, force=force,
-                           dry_run=dry_run, events=render.progress("rolled back", json))
-    render.summary(results, "rolled back", dry_run, json)
+    results = rollback(settings, services, steps=steps, to=to, everything=everything, force=force,
+                       dry_run=dry_run, events=progress("rolled back", json))
+    summary(results, "rolled back", dry_run, json)
 
 
-@app.command()
-@handled
+@command(app)
 def status(
-    services: Services = None,
+    settings: Settings, services: Services = None,
     exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when anything is pending or drifted.")] = False,
     json: Json = False,
-    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
-    wait: Wait = 0.0, traceback: Traceback = False,
-) -> None:
+) -> bool:
     """Show applied, pending, edited and missing migrations per service."""
-    settings = _settings(env, schemas_dir, dsn, wait)
-    results = api.status(settings, services)
-    render.status(results, json)
-    if exit_code and any(r.state and (r.state.pending or r.state.edited or r.state.missing) for r in results):
-        raise typer.Exit(int(ExitCode.FINDINGS))
+    from .migrate.commands import status
+    from .render.migrate import status as show
+
+    results = status(settings, services)
+    show(results, json)
+    return exit_code and any(r.drifted for r in results)
 
 
-@app.command()
-@handled
-def validate(
-    services: Services = None,
-    schemas_dir: SchemasDir = Path("schemas"), traceback: Traceback = False,
-) -> None:
+@command(app, shared=OFFLINE)
+def validate(settings: Settings, services: Services = None) -> None:
     """Check the migration tree offline: names, numbering, up/down pairs, encoding."""
-    trees = api.validate(make_settings(schemas_dir=schemas_dir), services)
-    for service, tree in trees.items():
-        render.line(f"{service}: {len(tree)} migrations, tree is valid")
+    from .migrate.commands import validate
+    from .render.migrate import validated
+
+    validated(validate(settings, services))
 
 
-@app.command()
-@handled
+@command(app, shared=OFFLINE)
 def new(
+    settings: Settings,
     service: Annotated[str, typer.Argument(help="The service folder under schemas/.")],
     name: Annotated[str, typer.Argument(help="What the migration does, e.g. add_user_bio_column.")],
-    schemas_dir: SchemasDir = Path("schemas"), traceback: Traceback = False,
 ) -> None:
     """Write the next numbered up/down migration pair of a service."""
-    up, down = api.new_migration(make_settings(schemas_dir=schemas_dir), service, name)
-    render.line(f"created {up}\ncreated {down}")
+    from .migrate.commands import new_migration
+    from .render.console import line
+
+    up, down = new_migration(settings, service, name)
+    line(f"created {up}\ncreated {down}")
 
 
-@app.command()
-@handled
-def repair(
-    services: Services = None, yes: Yes = False,
-    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
-    wait: Wait = 0.0, lock_timeout: LockTimeout = 60.0, traceback: Traceback = False,
-) -> None:
+@command(app, shared=LOCKING)
+def repair(settings: Settings, services: Services = None, yes: Yes = False) -> None:
     """Accept intended edits of applied migrations by recording their current checksums."""
-    settings = _settings(env, schemas_dir, dsn, wait, lock_timeout)
+    from .migrate.commands import repair
+    from .render.migrate import repaired
+
     _confirm_prod(settings, yes, "repair")
-    accepted = api.repair(settings, services)
-    for service, m in accepted:
-        render.line(f"{service}: accepted the current {m.id} files")
-    if not accepted:
-        render.line("nothing to repair: every applied migration matches its files")
+    repaired(repair(settings, services))
 
 
-@app.command()
-@handled
-def triggers(
-    services: Services = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would change; change nothing.")] = False,
-    yes: Yes = False, json: Json = False,
-    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
-    wait: Wait = 0.0, traceback: Traceback = False,
-) -> None:
+@command(app)
+def triggers(settings: Settings, services: Services = None, dry_run: DryRun = False, yes: Yes = False,
+             json: Json = False) -> None:
     """Give every table with an updated_at column its update_<table>_updated_at trigger; drop stale ones.
 
     migrate and rollback run this at their end; run it by hand after changing a schema outside dbtool.
     """
-    settings = _settings(env, schemas_dir, dsn, wait)
+    from .migrate.commands import sync_triggers
+    from .render.migrate import trigger_progress, triggers
+
     if not dry_run:
         _confirm_prod(settings, yes, "sync triggers in")
-    events = api.Events() if json else render.trigger_progress()
-    results = api.sync_triggers(settings, services, dry_run=dry_run, events=events)
-    render.triggers(results, json)
+    triggers(sync_triggers(settings, services, dry_run=dry_run, events=trigger_progress(json)), json)
 
 
-@app.command()
-@handled
+# ---------------------------------------------------------------- data
+
+
+@command(app)
 def seed(
-    services: Services = None,
+    settings: Settings, services: Services = None,
     scale: Annotated[Optional[int], typer.Option(
-        "--scale", help=f"Load deterministic synthetic data instead: 1 is small, {seeding.MAX_SCALE} puts"
+        "--scale", help="Load deterministic synthetic data instead: 1 is small, 5000 puts"
                         " 1,000,000 rows in courses.")] = None,
     json: Json = False,
-    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
-    wait: Wait = 0.0, traceback: Traceback = False,
 ) -> None:
     """Load development rows from schemas/<service>/seeds/*.sql, or synthetic data with --scale.
 
     The services a seeded service's soft references point at are seeded first. Every database must
     be migrated (exit 4 otherwise); prod is refused (exit 4); running it twice adds nothing.
     """
-    settings = _settings(env, schemas_dir, dsn, wait)
-    with render.seed_progress(json) as events:
-        report = seeding.seed(settings, services, scale=scale, events=events)
-    render.seed_summary(report, json)
+    from .data.seed import seed
+    from .render.data import seed_progress, seed_summary
+
+    with seed_progress(json) as events:
+        report = seed(settings, services, scale=scale, events=events)
+    seed_summary(report, json)
 
 
-@app.command("check-references")
-@handled
-def check_references(
-    services: Services = None, json: Json = False,
-    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
-    wait: Wait = 0.0, traceback: Traceback = False,
-) -> None:
+@command(app, "check-references")
+def check_references(settings: Settings, services: Services = None, json: Json = False) -> bool:
     """Report soft references that point at no row of the other service's database. Exit 1 when any.
 
     The references are declared in schemas/<service>/references.toml; a copied column (a
     denormalised name) that no longer matches the row it points at is reported too.
     """
-    settings = _settings(env, schemas_dir, dsn, wait)
-    reports = references.check(settings, services)
-    render.references(reports, json)
-    if any(not r.clean for r in reports):
-        raise typer.Exit(int(ExitCode.FINDINGS))
+    from .data.references import check
+    from .render.data import references
+
+    reports = check(settings, services)
+    references(reports, json)
+    return any(not r.clean for r in reports)
 
 
-@app.command("audit-indexes")
-@handled
+# ---------------------------------------------------------------- inspecting a live database
+
+
+@command(app, "audit-indexes")
 def audit_indexes(
-    services: Services = None,
-    fail_on: Annotated[Optional[str], typer.Option(
-        "--fail-on", help="Exit 1 when a finding reaches this level: error, warning or info (default: never).",
-        show_default=False)] = None,
+    settings: Settings, services: Services = None, fail_on: FailOn = None,
     min_size: Annotated[str, typer.Option(
         "--min-size", help="Report unused indexes only from this size on: bytes, or e.g. 8kB, 1MB.")] = "0",
     json: Json = False,
-    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
-    wait: Wait = 0.0, traceback: Traceback = False,
-) -> None:
+) -> bool:
     """Report unused, duplicate, redundant and invalid indexes, foreign keys without an index, and
     tables read by sequential scans, each with the SQL that fixes it. Changes nothing.
 
     With --dsn and no SERVICE it audits any database, every user schema. Silence a finding in
     schemas/<service>/dbtool.toml with [[audit.silence]] index = "..." and reason = "...".
     """
-    settings = _settings(env, schemas_dir, dsn, wait)
-    results = index_audit.audit(settings, services, min_size=min_size, fail_on=fail_on)
-    render.audit(results, json)
-    if index_audit.reaches(results, fail_on):
-        raise typer.Exit(int(ExitCode.FINDINGS))
+    from .inspect.audit import audit, reaches
+    from .render.audit import audit as show
+
+    results = audit(settings, services, min_size=min_size, fail_on=fail_on)
+    show(results, json)
+    return reaches(results, fail_on)
 
 
-@app.command()
-@handled
+@command(app)
+def explain(
+    settings: Settings, services: Services = None,
+    query: Annotated[Optional[list[str]], typer.Option(
+        "--query", help="Explain only this key query (file stem under queries/); repeat for more.")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", help="Also write a Markdown report with every plan to this file.")] = None,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="Seconds each query may run before it is cancelled.")] = 30.0,
+    large_rows: Annotated[int, typer.Option(
+        "--large-rows", help="Warn about a sequential scan on a table, or a filter discarding, this many rows"
+                             " or more.")] = 10_000,
+    json: Json = False,
+) -> bool:
+    """EXPLAIN ANALYZE each key query of schemas/<service>/queries/; exit 1 when a budget is broken.
+
+    Every query runs in a READ ONLY transaction with a statement timeout and is rolled back, so
+    nothing changes. Reports time, the plan's scans, estimated vs actual rows, buffers and warnings.
+    """
+    from .inspect.explain import any_broken, explain
+    from .render.explain import explain as show
+
+    results = explain(settings, services, names=query, timeout=timeout, large_rows=large_rows, output=output)
+    show(results, json, output)
+    return any_broken(results)
+
+
+# ---------------------------------------------------------------- lint, schema files, verify
+
+
+@command(app, shared=OFFLINE)
 def lint(
+    settings: Settings,
     paths: Annotated[Optional[list[Path]], typer.Argument(
         help="Service folders, migration files or folders of .sql files; none means every service under schemas/.",
         show_default=False)] = None,
     output_format: Annotated[str, typer.Option(
         "--format", help="text, json, or github (workflow annotations on the pull request).")] = "text",
     json: Json = False,
-    schemas_dir: SchemasDir = Path("schemas"), traceback: Traceback = False,
-) -> None:
+) -> bool:
     """Check migrations offline: naming, types, constraints, timestamps, locking safety, down files.
 
     Exit 1 on any error-level finding. '-- dbtool: ignore RULE reason' on the line before a statement
     silences one rule for it.
     """
-    fmt = linting.output_format(output_format, json)
-    report = linting.lint(make_settings(schemas_dir=schemas_dir), paths)
-    render.lint(report, fmt)
-    if report.errors:
-        raise typer.Exit(int(ExitCode.FINDINGS))
+    from .lint.run import lint
+    from .lint.run import output_format as chosen_format
+    from .render.lint import lint as show
+
+    fmt = chosen_format(output_format, json)
+    report = lint(settings, paths)
+    show(report, fmt)
+    return bool(report.errors)
 
 
-# ---------------------------------------------------------------- schema dump | check, verify
-
-schema_app = typer.Typer(help="The schema a service's migrations build, kept in schemas/<service>/schema.sql.",
-                         no_args_is_help=True)
-app.add_typer(schema_app, name="schema")
-ScratchDsn = Annotated[Optional[str], typer.Option(
-    "--scratch-dsn", envvar="DBTOOL_SCRATCH_DSN", show_envvar=True,
-    help="Admin URL of a server to build scratch databases on (default: each service's own server;"
-         " required with --env prod).")]
-
-
-@schema_app.command("dump")
-@handled
+@command(schema_app, "dump")
 def schema_dump(
-    services: Services = None,
+    settings: Settings, services: Services = None,
     live: Annotated[bool, typer.Option(
         "--live", help="Dump the service's own database (it must be fully migrated) instead of what the"
                        " migrations build on a scratch database.")] = False,
     scratch_dsn: ScratchDsn = None, json: Json = False,
-    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
-    wait: Wait = 0.0, traceback: Traceback = False,
 ) -> None:
     """Write schemas/<service>/schema.sql: what the migrations build, as pg_dump writes it, minus volatile lines.
 
     Run it after adding or changing a migration, and commit the file.
     """
-    settings = _settings(env, schemas_dir, dsn, wait)
-    render.schema_dump(schemas.dump(settings, services, live, scratch_dsn), json)
+    from .render.schemafile import schema_dump
+    from .schemafile.commands import dump
+
+    schema_dump(dump(settings, services, live, scratch_dsn), json)
 
 
-@schema_app.command("check")
-@handled
-def schema_check(
-    services: Services = None, scratch_dsn: ScratchDsn = None, json: Json = False,
-    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
-    wait: Wait = 0.0, traceback: Traceback = False,
-) -> None:
+@command(schema_app, "check")
+def schema_check(settings: Settings, services: Services = None, scratch_dsn: ScratchDsn = None,
+                 json: Json = False) -> bool:
     """Rebuild each service from its migrations on a scratch database; compare with schema.sql and the live database.
 
     Exit 1 when schema.sql is stale or the live database drifted (each object named).
     """
-    settings = _settings(env, schemas_dir, dsn, wait)
-    results = schemas.check(settings, services, scratch_dsn)
-    render.schema_check(results, json)
-    if not all(r.clean for r in results):
-        raise typer.Exit(int(ExitCode.FINDINGS))
+    from .render.schemafile import schema_check
+    from .schemafile.commands import check
+
+    results = check(settings, services, scratch_dsn)
+    schema_check(results, json)
+    return not all(r.clean for r in results)
 
 
-@app.command()
-@handled
-def verify(
-    services: Services = None, scratch_dsn: ScratchDsn = None, json: Json = False,
-    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
-    wait: Wait = 0.0, traceback: Traceback = False,
-) -> None:
+@command(app)
+def verify(settings: Settings, services: Services = None, scratch_dsn: ScratchDsn = None,
+           json: Json = False) -> bool:
     """On scratch databases: migrate, roll back, migrate again; compare with schema.sql; run triggers and seeds.
 
     Each check is a line, ok or FAILED with the reason; exit 1 when any fails. The service's own
     database is never touched.
     """
-    settings = _settings(env, schemas_dir, dsn, wait)
-    report = verifying.verify(settings, services, scratch_dsn, events=render.verify_progress(json))
-    render.verify_summary(report, json)
-    if not report.ok:
-        raise typer.Exit(int(ExitCode.FINDINGS))
+    from .render.schemafile import verify_progress, verify_summary
+    from .schemafile.verify import verify
+
+    report = verify(settings, services, scratch_dsn, events=verify_progress(json))
+    verify_summary(report, json)
+    return not report.ok
 
 
-@app.command()
-@handled
-def explain(
-    services: Services = None,
-    query: Annotated[Optional[list[str]], typer.Option(
-        "--query", help="Explain only this key query (file stem under queries/); repeat for more.")] = None,
-    output: Annotated[Optional[Path], typer.Option(
-        "--output", help="Also write a Markdown report with every plan to this file.")] = None,
-    timeout: Annotated[float, typer.Option(
-        "--timeout", help="Seconds each query may run before it is cancelled.")] = explaining.DEFAULT_TIMEOUT,
-    large_rows: Annotated[int, typer.Option(
-        "--large-rows", help="Warn about a sequential scan on a table, or a filter discarding, this many rows or more.")
-    ] = explaining.DEFAULT_LARGE_ROWS,
-    json: Json = False,
-    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), dsn: Dsn = None,
-    wait: Wait = 0.0, traceback: Traceback = False,
-) -> None:
-    """EXPLAIN ANALYZE each key query of schemas/<service>/queries/; exit 1 when a budget is broken.
-
-    Every query runs in a READ ONLY transaction with a statement timeout and is rolled back, so
-    nothing changes. Reports time, the plan's scans, estimated vs actual rows, buffers and warnings.
-    """
-    settings = _settings(env, schemas_dir, dsn, wait)
-    explaining.check_output(output)
-    results = explaining.explain(settings, services, names=query, timeout=timeout, large_rows=large_rows)
-    render.explain(results, json)
-    if output is not None:
-        output.write_text(render.explain_markdown(results), encoding="utf-8")
-    if explaining.any_broken(results):
-        raise typer.Exit(int(ExitCode.FINDINGS))
+# ---------------------------------------------------------------- the embedded server
 
 
-def _data_dir(schemas_dir: Path) -> Path:
-    return make_settings(schemas_dir=schemas_dir).embedded_dir
-
-
-@server_app.command("start")
-@handled
-def server_start(schemas_dir: SchemasDir = Path("schemas"), traceback: Traceback = False) -> None:
+@command(server_app, "start", shared=OFFLINE)
+def server_start(settings: Settings) -> None:
     """Start the embedded server (data under .dbtool/) and leave it running."""
-    conninfo = embedded.start(_data_dir(schemas_dir))
-    render.line(f"embedded server running: {conninfo}")
+    from .render.console import line
+    from .server import start
+
+    line(f"embedded server running: {start(settings.embedded_dir)}")
 
 
-@server_app.command("stop")
-@handled
-def server_stop(schemas_dir: SchemasDir = Path("schemas"), traceback: Traceback = False) -> None:
+@command(server_app, "stop", shared=OFFLINE)
+def server_stop(settings: Settings) -> None:
     """Stop the embedded server; its data stays under .dbtool/."""
-    stopped = embedded.stop(_data_dir(schemas_dir))
-    render.line("embedded server stopped" if stopped else "embedded server was not running")
+    from .render.console import line
+    from .server import stop
+
+    line("embedded server stopped" if stop(settings.embedded_dir) else "embedded server was not running")
 
 
-@server_app.command("status")
-@handled
-def server_status(schemas_dir: SchemasDir = Path("schemas"), json: Json = False,
-                  traceback: Traceback = False) -> None:
+@command(server_app, "status", shared=OFFLINE)
+def server_status(settings: Settings, json: Json = False) -> bool:
     """Say whether the embedded server runs, and where. Exit 1 when it does not."""
-    data_dir = _data_dir(schemas_dir)
-    conninfo = embedded.running_conninfo(data_dir)
-    render.server_status(data_dir, conninfo, json)
-    if conninfo is None:
-        raise typer.Exit(int(ExitCode.FINDINGS))
+    from .render.server import server_status
+    from .server import running_conninfo
+
+    conninfo = running_conninfo(settings.embedded_dir)
+    server_status(settings.embedded_dir, conninfo, json)
+    return conninfo is None
 
 
-@server_app.command("url")
-@handled
-def server_url(schemas_dir: SchemasDir = Path("schemas"), traceback: Traceback = False) -> None:
+@command(server_app, "url", shared=OFFLINE)
+def server_url(settings: Settings) -> None:
     """Print the embedded server's connection string (starting it if needed), for psql or an app."""
-    typer.echo(embedded.start(_data_dir(schemas_dir)))
+    from .server import start
+
+    typer.echo(start(settings.embedded_dir))
 
 
 def main() -> None:

@@ -1,15 +1,18 @@
-"""Settings, service discovery, and the one function that decides where a database comes from."""
+"""Settings, service discovery, per-service TOML files, and the one function that decides where a
+database comes from.
+
+psycopg is imported inside the functions that parse connection strings, so that offline commands
+(`--help`, `validate`, `lint`) never load it.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
-
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg import ProgrammingError
 
 from .errors import BadInput
 
@@ -123,6 +126,7 @@ def url_variable(service: str) -> str:
 
 def resolve_target(service: str, settings: Settings) -> Target:
     """First match wins: --dsn, <SERVICE>_DATABASE_URL, DB_HOST & co, then the embedded server."""
+    from psycopg.conninfo import make_conninfo
     env = settings.environ
     may_create = settings.env != "prod"
     if settings.dsn is not None:
@@ -147,6 +151,8 @@ def resolve_target(service: str, settings: Settings) -> Target:
 
 
 def check_dsn(dsn: str, where: str) -> str:
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
     try:
         conninfo_to_dict(dsn)
     except ProgrammingError:
@@ -157,6 +163,7 @@ def check_dsn(dsn: str, where: str) -> str:
 
 
 def _dbname_of(dsn: str, where: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict
     name = conninfo_to_dict(dsn).get("dbname")
     if not name:
         raise BadInput(f"{where}: names no database; add it, e.g. postgresql://host:5432/identity_db_dev")
@@ -165,6 +172,8 @@ def _dbname_of(dsn: str, where: str) -> str:
 
 def secrets(settings: Settings) -> list[str]:
     """Every password the settings could hand to a connection, so output can be scrubbed of them."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
     found = []
     candidates = [settings.dsn] + [
         v for k, v in settings.environ.items() if k.endswith("_DATABASE_URL") or k == "DBTOOL_TEST_DSN"
@@ -197,6 +206,7 @@ def redact(text: str, hidden: list[str]) -> str:
 
 def describe(conninfo: str) -> str:
     """A connection string for humans: host, port, database, user; never the password."""
+    from psycopg.conninfo import conninfo_to_dict
     parts = conninfo_to_dict(conninfo)
     host = str(parts.get("host") or "localhost")
     port = parts.get("port")
@@ -205,3 +215,15 @@ def describe(conninfo: str) -> str:
         return f"{user}{parts.get('dbname', '')} via socket {host}"
     where = f"{host}:{port}" if port else host
     return f"{user}{where}/{parts.get('dbname', '')}"
+
+
+def load_toml(path: Path) -> dict:
+    """A per-service TOML file (dbtool.toml, references.toml, ...), or one clear line saying what is wrong."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: not valid TOML ({exc}); fix the file") from None

@@ -131,7 +131,7 @@ def _connect_message(conninfo: str, exc: Exception) -> str:
     return f"cannot connect to {describe(conninfo)}: {reason}; {fix}"
 
 
-def database_exists(admin: psycopg.Connection, dbname: str) -> bool:
+def has_database(admin: psycopg.Connection, dbname: str) -> bool:
     row = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
     return row is not None
 
@@ -147,7 +147,7 @@ def ensure_database(conninfo: str, wait: float = 0.0) -> bool:
             raise
     # Only now is the maintenance database needed, and only to create the missing one.
     with connect(make_conninfo(conninfo, dbname="postgres"), wait=wait, about=conninfo) as admin:
-        if database_exists(admin, str(dbname)):
+        if has_database(admin, str(dbname)):
             return False
         try:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(str(dbname))))

@@ -159,7 +159,10 @@ def cli(monkeypatch):
 @pytest.fixture
 def migrated(cli, project, new_db) -> tuple[dict[str, str], dict[str, str]]:
     """Every service migrated into a fresh database of its own: ({service: conninfo}, environment)."""
-    from fleet import databases, env_for  # fleet reads this module's SCHEMAS when it loads
+    from fleet import (  # fleet reads this module's SCHEMAS when it loads
+        databases,
+        env_for,
+    )
 
     dbs = databases(new_db)
     env = env_for(dbs)

@@ -6,13 +6,14 @@ import json
 
 import psycopg
 import pytest
-
 from conftest import SCHEMAS, connect
-from dbtool import migrations as mig
-from dbtool.audit import QUERIES, Report, audit_connection, parse_size
-from dbtool.errors import BadInput
-from dbtool.schema import snapshot
 from fleet import SERVICES
+
+from dbtool.errors import BadInput
+from dbtool.inspect.audit import QUERIES, AuditReport, audit_connection, parse_size
+from dbtool.migrate.runner import migrate_connection
+from dbtool.migrate.tree import load_tree
+from dbtool.schemafile.snapshot import snapshot
 
 # A parent and a child table with rows, so that the statistics collector has something to say.
 BASE = """
@@ -34,16 +35,16 @@ def run(conninfo: str, *statements: str) -> None:
         conn.execute("SELECT pg_stat_force_next_flush()")
 
 
-def audit(conninfo: str, **options) -> Report:
+def audit(conninfo: str, **options) -> AuditReport:
     with connect(conninfo) as conn:
         return audit_connection(conn, **options)
 
 
-def subjects(report: Report, kind: str | None = None) -> set[str]:
+def subjects(report: AuditReport, kind: str | None = None) -> set[str]:
     return {f.subject for f in report.findings if kind is None or f.kind == kind}
 
 
-def finding(report: Report, subject: str):
+def finding(report: AuditReport, subject: str):
     [found] = [f for f in report.findings if f.subject == subject]
     return found
 
@@ -213,7 +214,7 @@ def test_a_table_read_whole_again_and_again_is_reported_until_an_index_serves_it
 ])
 def test_the_specifications_redundant_indexes_are_found(db, service, redundant):
     with connect(db) as conn:
-        mig.migrate_connection(conn, mig.load_tree(SCHEMAS / service), to=2)
+        migrate_connection(conn, load_tree(SCHEMAS / service), to=2)
     report = audit(db)
     assert subjects(report, "redundant") == set(redundant)
     for index, constraint in redundant.items():
@@ -244,7 +245,7 @@ def generate(conninfo: str, tables: int) -> None:
     run(conninfo, *statements)
 
 
-def statements_sent(conninfo: str) -> tuple[int, Report]:
+def statements_sent(conninfo: str) -> tuple[int, AuditReport]:
     CountingCursor.sent = 0
     with psycopg.connect(conninfo, autocommit=True, cursor_factory=CountingCursor) as conn:
         report = audit_connection(conn)

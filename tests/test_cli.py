@@ -6,11 +6,11 @@ import json
 import re
 
 import pytest
-from psycopg.conninfo import conninfo_to_dict
-
 from conftest import PASSWORD, PASSWORD_ROLE, ROOT, connect
 from fleet import databases, env_for
-from dbtool.schema import snapshot
+from psycopg.conninfo import conninfo_to_dict
+
+from dbtool.schemafile.snapshot import snapshot
 
 SERVICES = ("chat", "course", "identity")
 

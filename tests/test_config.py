@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from dbtool.config import make_settings, redact, resolve_target, secrets, select_services
+from dbtool.config import (
+    make_settings,
+    redact,
+    resolve_target,
+    secrets,
+    select_services,
+)
 from dbtool.errors import BadInput
 
 URL = "postgresql://app:pw1@db.example:5432/course_db_custom"

@@ -7,10 +7,16 @@ import uuid
 
 import psycopg
 import pytest
-
 from conftest import SCHEMAS, connect
-from dbtool import migrations as mig
-from dbtool.enroll import AlreadyEnrolled, CourseFull, CourseNotFound, enroll_student
+
+from dbtool.app.enrollment import (
+    AlreadyEnrolled,
+    CourseFull,
+    CourseNotFound,
+    enroll_student,
+)
+from dbtool.migrate.runner import migrate_connection
+from dbtool.migrate.tree import load_tree
 
 CLIENTS = 50
 SEATS = 10
@@ -19,7 +25,7 @@ SEATS = 10
 @pytest.fixture
 def course_db(db) -> str:
     with connect(db) as conn:
-        mig.migrate_connection(conn, mig.load_tree(SCHEMAS / "course"))
+        migrate_connection(conn, load_tree(SCHEMAS / "course"))
     return db
 
 

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import SCHEMAS, connect
+
 from dbtool.errors import BadInput
-from dbtool.explain import parse_query_file, plan_nodes, plan_warnings
+from dbtool.inspect.plans import plan_nodes, plan_warnings
+from dbtool.inspect.queries import parse_query_file
 
 # Key queries that find their rows through an index of this table on --scale 10 data (point
 # lookups). At --scale 1 a 50-row chat_sessions is cheaper to read whole, so the planner rightly does.

@@ -8,11 +8,15 @@ import time
 
 import psycopg
 import pytest
-from hypothesis import given, strategies as st
-
 from conftest import PASSWORD, PASSWORD_ROLE, connect
-from dbtool import migrations as mig
-from dbtool.schema import snapshot
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dbtool.migrate.guard import dropped_objects
+from dbtool.migrate.runner import migrate_connection
+from dbtool.migrate.state import invalid_indexes, read_state
+from dbtool.migrate.tree import load_tree, parse_file_name, sha256
+from dbtool.schemafile.snapshot import snapshot
 
 words = st.text(alphabet=string.ascii_lowercase + string.digits, min_size=1, max_size=8)
 snake = st.builds(lambda first, rest: "_".join([first, *rest]),
@@ -24,12 +28,12 @@ snake = st.builds(lambda first, rest: "_".join([first, *rest]),
 @given(st.integers(min_value=0, max_value=10**6), snake, st.booleans())
 def test_file_names_round_trip(version, name, down):
     file_name = f"{version:03d}_{name}{'.down' if down else ''}.sql"
-    assert mig.parse_file_name(file_name) == (version, name, down)
+    assert parse_file_name(file_name) == (version, name, down)
 
 
 @given(st.text(max_size=40))
 def test_parsed_names_rebuild_exactly(text):
-    parsed = mig.parse_file_name(text)
+    parsed = parse_file_name(text)
     if parsed is not None:
         version, name, down = parsed
         digits = text.split("_", 1)[0]
@@ -41,7 +45,7 @@ def test_parsed_names_rebuild_exactly(text):
 @pytest.mark.parametrize("bad", ["1_x.sql", "001-x.sql", "001_X.sql", "001_x.SQL", "001_.sql", "001__x.sql",
                                  "001_x_.sql", "001_x.up.sql", "001_1x.sql", "x_001.sql", "001_x.down.down.sql"])
 def test_bad_file_names(bad):
-    assert mig.parse_file_name(bad) is None
+    assert parse_file_name(bad) is None
 
 
 def test_statement_lines(tmp_path):
@@ -49,7 +53,7 @@ def test_statement_lines(tmp_path):
     path.write_text("-- a comment\n\nCREATE TABLE a (id int);\n\n\nCREATE TABLE b (\n  id int\n);\n")
     down = tmp_path / "001_x.down.sql"
     down.write_text("DROP TABLE b;\nDROP TABLE a;\n")
-    (m,) = mig.load_tree(tmp_path)
+    (m,) = load_tree(tmp_path)
     assert [s.line for s in m.statements()] == [3, 6]
     assert m.transactional()
 
@@ -70,10 +74,10 @@ def test_failed_concurrent_index_is_reported(cli, service, db):
     add(service, "add_unique_name_index",
         "-- transactional: false\nCREATE UNIQUE INDEX CONCURRENTLY idx_users_name ON users (name);\n",
         "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_users_name;\n")
-    tree = mig.load_tree(service)
+    tree = load_tree(service)
     assert not tree[-1].transactional("up")
     with connect(db) as conn:
-        mig.migrate_connection(conn, tree[:-1])
+        migrate_connection(conn, tree[:-1])
         conn.execute("INSERT INTO users (email, password_hash, role, name) VALUES "
                      "('a@x.io', 'h', 'student', 'Same'), ('b@x.io', 'h', 'student', 'Same')")
     result = cli("migrate", "identity", "--schemas-dir", service.parent, env=env)
@@ -98,24 +102,24 @@ def test_a_rerun_rebuilds_the_invalid_index_of_a_failed_concurrent_build(cli, se
     add(service, "add_unique_name_index",
         "-- transactional: false\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idx_users_name ON users (name);\n",
         "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_users_name;\n")
-    tree = mig.load_tree(service)
+    tree = load_tree(service)
     with connect(db) as conn:
-        mig.migrate_connection(conn, tree[:-1])
+        migrate_connection(conn, tree[:-1])
         conn.execute("INSERT INTO users (email, password_hash, role, name) VALUES "
                      "('a@x.io', 'h', 'student', 'Same'), ('b@x.io', 'h', 'student', 'Same')")
     assert cli("migrate", "identity", "--schemas-dir", service.parent, env=env).exit_code == 2
     with connect(db) as conn:
-        assert mig.invalid_indexes(conn) == ["idx_users_name"]
-        assert tree[-1].id not in mig.read_state(conn, tree).applied
+        assert invalid_indexes(conn) == ["idx_users_name"]
+        assert tree[-1].id not in read_state(conn, tree).applied
     # The same failure again: still not recorded, and no second invalid index.
     assert cli("migrate", "identity", "--schemas-dir", service.parent, env=env).exit_code == 2
     with connect(db) as conn:
-        assert mig.invalid_indexes(conn) == ["idx_users_name"]
+        assert invalid_indexes(conn) == ["idx_users_name"]
         conn.execute("UPDATE users SET name = email")  # the data is fixed; the invalid index stays
     assert cli("migrate", "identity", "--schemas-dir", service.parent, env=env).exit_code == 0
     with connect(db) as conn:
-        assert mig.invalid_indexes(conn) == []
-        assert tree[-1].id in mig.read_state(conn, tree).applied
+        assert invalid_indexes(conn) == []
+        assert tree[-1].id in read_state(conn, tree).applied
         with pytest.raises(psycopg.errors.UniqueViolation):  # the rebuilt index is real and enforces
             conn.execute("UPDATE users SET name = 'Same'")
 
@@ -138,7 +142,7 @@ def test_edited_and_missing_show_in_status_and_repair_accepts_an_edit(cli, servi
     with connect(db) as conn:
         recorded = conn.execute("SELECT up_sha256 FROM _dbtool_checksum WHERE migration_id = %s",
                                 (first.name[:-4],)).fetchone()[0]
-    assert recorded == mig.sha256(first.read_bytes())
+    assert recorded == sha256(first.read_bytes())
 
     # From 002 on, so the tree keeps no gap: those applied migrations are now missing files.
     gone = sorted(p for p in service.glob("[0-9]*.sql") if not p.name.startswith("001_"))
@@ -150,11 +154,11 @@ def test_edited_and_missing_show_in_status_and_repair_accepts_an_edit(cli, servi
 
 
 def test_migrations_applied_by_plain_yoyo_are_unknown_until_repaired(service, db):
-    tree = mig.load_tree(service)
+    tree = load_tree(service)
     with connect(db) as conn:
-        mig.migrate_connection(conn, tree)
+        migrate_connection(conn, tree)
         conn.execute("DELETE FROM _dbtool_checksum")
-        state = mig.read_state(conn, tree)
+        state = read_state(conn, tree)
     assert [m.id for m in state.unknown] == [m.id for m in tree]
     assert all(state.state_of(m) == "unknown" for m in tree)
 
@@ -180,10 +184,10 @@ def test_rollback_force_drops_rows_the_guard_protects(cli, service, db):
 
 
 def test_dropped_objects_are_parsed_not_matched():
-    assert mig.dropped_objects("DROP TABLE a, s.b CASCADE") == [("a", None), ("s.b", None)]
-    assert mig.dropped_objects("ALTER TABLE t DROP COLUMN c, ADD COLUMN d int") == [("t", "c")]
-    assert mig.dropped_objects("-- DROP TABLE x\nSELECT 'DROP TABLE y'") == []
-    assert mig.dropped_objects("DROP INDEX idx_t_c") == []
+    assert dropped_objects("DROP TABLE a, s.b CASCADE") == [("a", None), ("s.b", None)]
+    assert dropped_objects("ALTER TABLE t DROP COLUMN c, ADD COLUMN d int") == [("t", "c")]
+    assert dropped_objects("-- DROP TABLE x\nSELECT 'DROP TABLE y'") == []
+    assert dropped_objects("DROP INDEX idx_t_c") == []
 
 
 def test_prod_asks_for_yes(cli, service, db):
@@ -286,9 +290,9 @@ def test_yoyo_reads_a_dbtool_database(service, db, tmp_path):
     from psycopg.conninfo import conninfo_to_dict
     from yoyo import get_backend, read_migrations
 
-    tree = mig.load_tree(service)
+    tree = load_tree(service)
     with connect(db) as conn:
-        mig.migrate_connection(conn, tree[:-1])
+        migrate_connection(conn, tree[:-1])
     for m in tree:  # yoyo's layout: <id>.sql and <id>.rollback.sql
         shutil.copy(m.up, tmp_path / m.up.name)
         shutil.copy(m.down, tmp_path / f"{m.id}.rollback.sql")

@@ -8,10 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import SCHEMAS
-from dbtool import lint
+
 from dbtool.config import make_settings
+from dbtool.lint.rules import RULES, LintReport
+from dbtool.lint.run import lint as run_lint
 
 TIMESTAMPS = "created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP"
 
@@ -34,12 +35,12 @@ def write_tree(folder: Path, migrations: list[tuple[str, str]]) -> Path:
     return folder
 
 
-def rules(report: lint.LintReport) -> set[str]:
+def rules(report: LintReport) -> set[str]:
     return {f.rule for f in report.findings}
 
 
-def run(path: Path) -> lint.LintReport:
-    return lint.lint(make_settings(), [path])
+def run(path: Path) -> LintReport:
+    return run_lint(make_settings(), [path])
 
 
 # (rule, bad migrations, fixed migrations); each list follows 001, which creates users.
@@ -140,14 +141,14 @@ CASES = [
 
 
 def test_every_rule_has_a_case():
-    assert [c[0] for c in CASES] == list(lint.RULES)
+    assert [c[0] for c in CASES] == list(RULES)
 
 
 @pytest.mark.parametrize("rule,bad,good", CASES, ids=[c[0] for c in CASES])
 def test_rule_fails_then_passes(tmp_path, rule, bad, good):
     found = run(write_tree(tmp_path / "bad", bad))
     assert rules(found) == {rule}, found.findings
-    assert all(f.level == lint.RULES[rule] for f in found.findings)
+    assert all(f.level == RULES[rule] for f in found.findings)
     assert all(f.path.endswith(("002_step_2.sql", "002_step_2.down.sql")) for f in found.findings)
     fixed = run(write_tree(tmp_path / "good", good))
     assert fixed.findings == []

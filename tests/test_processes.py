@@ -11,12 +11,15 @@ import uuid
 from pathlib import Path
 
 import psycopg
+from conftest import connect
 from psycopg import sql
 
-from conftest import connect
-from dbtool import migrations as mig
-from dbtool.schema import snapshot
-from dbtool.triggers import FUNCTION as TRIGGER_FUNCTION, trigger_name
+from dbtool.migrate.runner import migrate_connection
+from dbtool.migrate.state import read_state
+from dbtool.migrate.tree import load_tree
+from dbtool.migrate.triggers import FUNCTION as TRIGGER_FUNCTION
+from dbtool.migrate.triggers import trigger_name
+from dbtool.schemafile.snapshot import snapshot
 
 SERVICES = ("chat", "course", "identity")
 
@@ -43,7 +46,7 @@ def test_eight_concurrent_migrates_apply_each_migration_once(project, server):
         outcomes = [(p.wait(timeout=180), p.stderr.read()) for p in runs]
         assert all(code == 0 for code, _ in outcomes), outcomes
         for service, name in names.items():
-            tree = mig.load_tree(project / "schemas" / service)
+            tree = load_tree(project / "schemas" / service)
             with connect(server.conninfo(name)) as conn:
                 applies = conn.execute(
                     "SELECT migration_id, count(*) FROM _yoyo_log WHERE operation = 'apply' GROUP BY 1"
@@ -89,18 +92,18 @@ def without_synced_triggers(snap: dict) -> dict:
 
 def test_sigkill_at_any_moment_leaves_a_migration_boundary(project, new_db):
     folder: Path = project / "schemas" / "identity"
-    first = len(mig.load_tree(folder)) + 1
+    first = len(load_tree(folder)) + 1
     for offset, (name, up, down) in enumerate(SLOW):
         (folder / f"{first + offset:03d}_{name}.sql").write_text(up)
         (folder / f"{first + offset:03d}_{name}.down.sql").write_text(down)
-    tree = mig.load_tree(folder)
+    tree = load_tree(folder)
 
     reference = new_db("ref")
     boundaries = []
     with connect(reference) as conn:
         boundaries.append(snapshot(conn))
         for m in tree:
-            mig.migrate_connection(conn, tree, to=m.version)
+            migrate_connection(conn, tree, to=m.version)
             boundaries.append(snapshot(conn))
 
     target = new_db("kill")
@@ -114,7 +117,7 @@ def test_sigkill_at_any_moment_leaves_a_migration_boundary(project, new_db):
         wait_until_alone(target)
         with connect(target) as conn:
             now = without_synced_triggers(snapshot(conn))
-            state = mig.read_state(conn, tree)
+            state = read_state(conn, tree)
         assert now in boundaries, f"killed after {delay}s between two migration boundaries"
         at = boundaries.index(now)
         seen.add(at)

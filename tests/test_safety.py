@@ -8,11 +8,13 @@ from typing import Callable
 
 import psycopg
 import pytest
+from conftest import PASSWORD, PASSWORD_ROLE, connect
 from psycopg.conninfo import conninfo_to_dict
 
-from conftest import PASSWORD, PASSWORD_ROLE, connect
-from dbtool import migrations as mig
-from dbtool.schema import snapshot
+from dbtool.migrate.runner import migrate_connection, rollback_connection
+from dbtool.migrate.tracking import LOCK_KEYS
+from dbtool.migrate.tree import load_tree
+from dbtool.schemafile.snapshot import snapshot
 
 SERVICE = "identity"
 
@@ -132,22 +134,22 @@ def test_bad_input_changes_nothing(case: Case, cli, project, db, server):
     schemas = project / "schemas"
     ctx = Ctx(schemas / SERVICE, db, server)
     env = {f"{SERVICE.upper()}_DATABASE_URL": db}
-    tree = mig.load_tree(ctx.folder)
+    tree = load_tree(ctx.folder)
     with connect(db) as conn:
-        mig.migrate_connection(conn, tree)
+        migrate_connection(conn, tree)
         if case.name == "rollback drops a table with rows":
             _insert_a_row(conn)
     if case.name == "rollback of an irreversible migration":
         ctx.add(ctx.next, "irreversible_change", "CREATE TABLE t_irr (id int);",
                 "-- dbtool: irreversible the old data cannot be rebuilt\n")
         with connect(db) as conn:
-            mig.migrate_connection(conn, mig.load_tree(ctx.folder))
+            migrate_connection(conn, load_tree(ctx.folder))
     if case.name == "out-of-order pending":
         _insert_out_of_order(ctx, db)
     lock_holder = None
     if case.name == "lock held by another run":
         lock_holder = psycopg.connect(db, autocommit=True)
-        lock_holder.execute("SELECT pg_advisory_lock(%s, %s)", mig.LOCK_KEYS)
+        lock_holder.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_KEYS)
     before = fingerprint(db)
     try:
         command = case.prepare(ctx)
@@ -177,11 +179,11 @@ def _insert_out_of_order(ctx: Ctx, dsn: str) -> None:
     """Apply everything, then renumber so that a pending migration sits below applied ones."""
     ctx.add(ctx.next, "late_a", "CREATE TABLE t_late_a (id int);", "DROP TABLE t_late_a;")
     ctx.add(ctx.next, "late_b", "CREATE TABLE t_late_b (id int);", "DROP TABLE t_late_b;")
-    tree = mig.load_tree(ctx.folder)
+    tree = load_tree(ctx.folder)
     with connect(dsn) as conn:
-        mig.migrate_connection(conn, tree)
-        mig.rollback_connection(conn, tree, steps=2)
-        mig.migrate_connection(conn, tree)
+        migrate_connection(conn, tree)
+        rollback_connection(conn, tree, steps=2)
+        migrate_connection(conn, tree)
         # Forget the first late-comer as if it had never been applied, keeping the second.
         late_a = tree[-2]
         conn.execute("DROP TABLE t_late_a")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import ROOT, SCHEMAS, connect
-from dbtool import migrations as mig
-from dbtool.schema import snapshot
+
+from dbtool.migrate.runner import migrate_connection, rollback_connection
+from dbtool.migrate.tracking import TRACKING_TABLES
+from dbtool.migrate.tree import load_tree
+from dbtool.schemafile.snapshot import snapshot
 
 SPEC = ROOT / "docs" / "database-design.md"
 SHARED_SPEC = ROOT.parent / "shared" / "database-design.md"
@@ -47,7 +49,7 @@ def test_spec_has_every_service():
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_migrations_build_the_spec_then_go_down_and_up(service, new_db):
-    tree = mig.load_tree(SCHEMAS / service)
+    tree = load_tree(SCHEMAS / service)
     reference, migrated = new_db("spec"), new_db("mig")
     with connect(reference) as conn:
         conn.execute(spec_sql()[service])
@@ -55,32 +57,32 @@ def test_migrations_build_the_spec_then_go_down_and_up(service, new_db):
     assert expected, "the spec section defines tables"
 
     with connect(migrated) as conn:
-        done = mig.migrate_connection(conn, tree, to=SPEC_VERSIONS)
+        done = migrate_connection(conn, tree, to=SPEC_VERSIONS)
         assert [m.version for m in done] == list(range(1, SPEC_VERSIONS + 1))
         assert structure(snapshot(conn)) == expected
 
-        mig.migrate_connection(conn, tree)
+        migrate_connection(conn, tree)
         full = snapshot(conn)
-        mig.rollback_connection(conn, tree, everything=True)
+        rollback_connection(conn, tree, everything=True)
         empty = snapshot(conn, include_tracking=True)
-        assert sorted(empty["tables"]) == sorted(mig.TRACKING_TABLES)
+        assert sorted(empty["tables"]) == sorted(TRACKING_TABLES)
         assert conn.execute("SELECT count(*) FROM _yoyo_migration").fetchone()[0] == 0
 
-        mig.migrate_connection(conn, tree)
+        migrate_connection(conn, tree)
         assert snapshot(conn) == full
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_step_by_step_walk(service, db):
     """Up one, down one, up one, for each migration: each down restores the schema before its up."""
-    tree = mig.load_tree(SCHEMAS / service)
+    tree = load_tree(SCHEMAS / service)
     with connect(db) as conn:
         for m in tree:
             before = snapshot(conn)
-            mig.migrate_connection(conn, tree, to=m.version)
+            migrate_connection(conn, tree, to=m.version)
             after = snapshot(conn)
             assert after != before, f"{m.id} changed nothing"
-            mig.rollback_connection(conn, tree, steps=1)
+            rollback_connection(conn, tree, steps=1)
             assert snapshot(conn) == before, f"{m.down} does not undo {m.up}"
-            mig.migrate_connection(conn, tree, to=m.version)
+            migrate_connection(conn, tree, to=m.version)
             assert snapshot(conn) == after

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import connect
 from fleet import databases, env_for
+
+from dbtool.data.seed import MAX_SCALE
+from dbtool.data.synthetic import Catalog, Row
 
 SPEC_CATEGORIES = {"guitar", "piano", "vocal"}
 SPEC_LEVELS = {"beginner", "intermediate", "advanced"}
@@ -229,12 +231,11 @@ def test_a_malformed_reference_declaration_is_bad_input(cli, project, fleet):
 
 def test_the_largest_scale_puts_a_million_rows_in_courses_and_chat_messages(project):
     """Counted from the declarations without loading them: --scale MAX_SCALE is what the README promises."""
-    from dbtool import config, synthetic
-    from dbtool.seed import MAX_SCALE
+    from dbtool import config
 
-    catalog = synthetic.Catalog(config.make_settings(project / "schemas"))
+    catalog = Catalog(config.make_settings(project / "schemas"))
     courses = next(g for g in catalog.service("course") if g.table == "courses")
     messages = next(g for g in catalog.service("chat") if g.table == "chat_messages")
     assert courses.planned(MAX_SCALE) == 1_000_000
     sessions = messages.parent.planned(MAX_SCALE)
-    assert sum(int(messages.count(synthetic.Row(i))) for i in range(sessions)) == 1_249_484
+    assert sum(int(messages.count(Row(i))) for i in range(sessions)) == 1_249_484

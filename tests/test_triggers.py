@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import connect
-from dbtool.schema import snapshot
+
+from dbtool.schemafile.snapshot import snapshot
 
 # One row per table that has updated_at in the specification: (table, INSERT ... RETURNING id, UPDATE).
 ROWS = {

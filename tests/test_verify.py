@@ -8,12 +8,17 @@ import secrets
 from pathlib import Path
 
 import pytest
+from conftest import SCHEMAS, connect
+from fleet import SERVICES
 from psycopg import sql
 
-from conftest import SCHEMAS, connect
-from dbtool import migrations as mig
-from dbtool.schema import SCHEMA_FILE
-from fleet import SERVICES
+from dbtool.migrate.tree import load_tree
+from dbtool.schemafile.dump import SCHEMA_FILE
+from dbtool.schemafile.verify import (
+    VerifyEvents,
+    VerifyReport,
+    _updates_keep_updated_at,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +46,7 @@ def verify(cli, project: Path, server, *args: str, env: dict[str, str] | None = 
 
 def shipped(service: str) -> list[str]:
     """The ids of a service's shipped migrations, oldest first."""
-    return [m.id for m in mig.load_tree(SCHEMAS / service)]
+    return [m.id for m in load_tree(SCHEMAS / service)]
 
 
 def next_number(service: str) -> str:
@@ -66,7 +71,7 @@ def test_every_service_verifies_and_no_scratch_database_is_left(cli, project, se
     assert sorted(report["services"]) == SERVICES
     for service in SERVICES:
         names = [c["check"] for c in report["checks"] if c["service"] == service]
-        for m in mig.load_tree(SCHEMAS / service):
+        for m in load_tree(SCHEMAS / service):
             assert f"up {m.id}" in names
             assert f"down {m.id} restores the schema from before its up" in names
         assert "schema.sql matches the migrations" in names
@@ -337,7 +342,6 @@ def test_a_malformed_scratch_dsn(cli, project):
 
 def test_an_update_that_does_not_touch_updated_at_is_caught(cli, project, new_db):
     from dbtool.config import Settings
-    from dbtool.verify import VerifyEvents, VerifyReport, _updates_keep_updated_at
 
     conninfo = new_db("identity")
     env = {"IDENTITY_DATABASE_URL": conninfo}

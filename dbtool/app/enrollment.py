@@ -5,7 +5,7 @@ locks the course row, refuses a full course and keeps current_students in step. 
 application's own connection:
 
 >>> import psycopg
->>> from dbtool.enroll import enroll_student, CourseFull
+>>> from dbtool.app.enrollment import enroll_student, CourseFull
 >>> with psycopg.connect(conninfo) as conn:
 ...     try:
 ...         enrollment_id = enroll_student(conn, course_id, student_id, "Ada Lovelace")
@@ -25,9 +25,9 @@ from uuid import UUID
 import psycopg
 from psycopg import errors as pgerrors
 
-from . import server
-from .config import Settings, resolve_target, select_services
-from .errors import BadInput, Refused
+from .. import server
+from ..config import Settings, resolve_target, select_services
+from ..errors import BadInput, Refused
 
 
 class CourseFull(Refused):

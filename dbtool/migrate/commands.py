@@ -1,7 +1,8 @@
-"""The core commands, callable from Python: settings first, then services, then options.
+"""The migration commands, callable from Python: settings first, then services, then options.
 
->>> from dbtool import api, config
->>> api.migrate(config.make_settings(), ["identity"])
+>>> from dbtool import config
+>>> from dbtool.migrate.commands import migrate
+>>> migrate(config.make_settings(), ["identity"])
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from psycopg.conninfo import make_conninfo
-
-from . import migrations as mig
-from . import server
-from . import triggers as trig
-from .config import Settings, Target, resolve_target, select_services
-from .errors import BadInput, DatabaseUnavailable, Refused
+from .. import server
+from ..config import Settings, resolve_target, select_services
+from ..databases import database_exists, locate, peek_state
+from ..errors import BadInput, DatabaseUnavailable, MigrationTreeError, Refused
+from .runner import OnMigration, migrate_connection, rollback_connection
+from .state import State, check_version, plan_down, plan_up, read_state, refuse_drift
+from .tracking import advisory_lock, record_checksum, tracking
+from .tree import Migration, Statement, load_tree, parse_file_name
+from .triggers import TriggerSync, sync_connection
 
 
 @dataclass
@@ -25,51 +28,49 @@ class Events:
     """What a command tells its user while it works; the CLI renders these, Python callers may not."""
 
     target: Callable[[str, str], None] = lambda service, where: None
-    migration: Callable[[str, mig.Migration, float], None] = lambda service, m, seconds: None
-    triggers: Callable[[str, trig.TriggerSync], None] = lambda service, sync: None
+    migration: Callable[[str, Migration, float], None] = lambda service, m, seconds: None
+    triggers: Callable[[str, TriggerSync], None] = lambda service, sync: None
 
 
 @dataclass
 class ServiceResult:
     service: str
     where: str
-    done: list[mig.Migration] = field(default_factory=list)
-    state: mig.State | None = None
-    sql: list[tuple[mig.Migration, list[mig.Statement]]] = field(default_factory=list)
-    triggers: trig.TriggerSync | None = None
+    done: list[Migration] = field(default_factory=list)
+    state: State | None = None
+    sql: list[tuple[Migration, list[Statement]]] = field(default_factory=list)
+    triggers: TriggerSync | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # migration id -> time it took
 
-    def reporter(self, events: Events) -> mig.Report:
-        def report(m: mig.Migration, seconds: float) -> None:
+    @property
+    def drifted(self) -> bool:
+        """Anything pending, edited or missing: what `status --exit-code` fails on."""
+        return bool(self.state and (self.state.pending or self.state.edited or self.state.missing))
+
+    def reporter(self, events: Events) -> OnMigration:
+        def report(m: Migration, seconds: float) -> None:
             self.seconds[m.id] = seconds
             events.migration(self.service, m, seconds)
 
         return report
 
 
-def load(settings: Settings, service: str) -> list[mig.Migration]:
-    return mig.load_tree(settings.schemas_dir / service)
+def load(settings: Settings, service: str) -> list[Migration]:
+    return load_tree(settings.schemas_dir / service)
 
 
-def validate(settings: Settings, services: list[str] | None) -> dict[str, list[mig.Migration]]:
+def validate(settings: Settings, services: list[str] | None) -> dict[str, list[Migration]]:
     """Check every selected service's tree; report every problem of every service at once."""
     problems: list[str] = []
     trees = {}
     for service in select_services(settings, services):
         try:
             trees[service] = load(settings, service)
-        except mig.MigrationTreeError as exc:
+        except MigrationTreeError as exc:
             problems.extend(exc.problems)
     if problems:
-        raise mig.MigrationTreeError(problems)
+        raise MigrationTreeError(problems)
     return trees
-
-
-def locate(target: Target, settings: Settings) -> tuple[str, str]:
-    """The conninfo of a service's database (starting the embedded server if it is the one) and where
-    it is, for people: host, database, user and how it was chosen; never the password."""
-    conninfo = server.target_conninfo(target, settings)
-    return conninfo, server.describe_target(target, conninfo)
 
 
 def migrate(
@@ -88,13 +89,13 @@ def migrate(
         result = ServiceResult(service, where)
         if dry_run:
             state = peek_state(conninfo, tree, settings)
-            mig.refuse_drift(state)
-            result.sql = [(m, m.statements("up")) for m in mig.plan_up(state, to)]
+            refuse_drift(state)
+            result.sql = [(m, m.statements("up")) for m in plan_up(state, to)]
         else:
             if target.may_create:
                 server.ensure_database(conninfo, wait=settings.wait)
             with server.connect(conninfo, wait=settings.wait) as conn:
-                result.done = mig.migrate_connection(
+                result.done = migrate_connection(
                     conn, tree, to, settings.lock_timeout,
                     report=result.reporter(events),
                 )
@@ -125,13 +126,13 @@ def rollback(
         result = ServiceResult(service, where)
         if dry_run:
             state = peek_state(conninfo, tree, settings)
-            mig.refuse_drift(state)
-            mig.check_version(tree, to, "--to")
-            plan = mig.plan_down(state, steps, to, everything)
+            refuse_drift(state)
+            check_version(tree, to, "--to")
+            plan = plan_down(state, steps, to, everything)
             result.sql = [(m, m.statements("down")) for m in plan]
         else:
             with server.connect(conninfo, wait=settings.wait) as conn:
-                result.done = mig.rollback_connection(
+                result.done = rollback_connection(
                     conn, tree, steps, to, everything, force, settings.lock_timeout,
                     report=result.reporter(events),
                 )
@@ -140,9 +141,9 @@ def rollback(
     return results
 
 
-def _sync_triggers(conn, service: str, events: Events, dry_run: bool = False) -> trig.TriggerSync:
+def _sync_triggers(conn, service: str, events: Events, dry_run: bool = False) -> TriggerSync:
     """The updated_at triggers follow the schema the migrations just left, on the same connection."""
-    sync = trig.sync_connection(conn, dry_run=dry_run)
+    sync = sync_connection(conn, dry_run=dry_run)
     events.triggers(service, sync)
     return sync
 
@@ -168,26 +169,6 @@ def sync_triggers(
     return results
 
 
-def database_exists(conninfo: str, settings: Settings) -> bool:
-    return peek_state(conninfo, [], settings).database_exists
-
-
-def peek_state(conninfo: str, tree: list[mig.Migration], settings: Settings) -> mig.State:
-    """The state without changing anything: a database that does not exist has nothing applied."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    dbname = str(conninfo_to_dict(conninfo)["dbname"])
-    try:
-        with server.connect(make_conninfo(conninfo, dbname="postgres"), wait=settings.wait) as admin:
-            exists = server.database_exists(admin, dbname)
-    except Exception:
-        exists = True  # no access to the maintenance database: let the real connection tell
-    if not exists:
-        return mig.State(tree, {}, database_exists=False)
-    with server.connect(conninfo, wait=settings.wait) as conn:
-        return mig.read_state(conn, tree)
-
-
 def status(settings: Settings, services: list[str] | None = None, events: Events | None = None) -> list[ServiceResult]:
     events = events or Events()
     trees = validate(settings, services)
@@ -200,18 +181,18 @@ def status(settings: Settings, services: list[str] | None = None, events: Events
     return results
 
 
-def repair(settings: Settings, services: list[str] | None = None) -> list[tuple[str, mig.Migration]]:
+def repair(settings: Settings, services: list[str] | None = None) -> list[tuple[str, Migration]]:
     """Accept intended edits: record the current checksums of edited or unrecorded applied migrations."""
     trees = validate(settings, services)
     accepted = []
     for service, tree in trees.items():
         conninfo, _ = locate(resolve_target(service, settings), settings)
         with server.connect(conninfo, wait=settings.wait) as conn:
-            with mig.advisory_lock(conn, settings.lock_timeout, service):
-                mig.tracking(conn)
-                state = mig.read_state(conn, tree)
+            with advisory_lock(conn, settings.lock_timeout, service):
+                tracking(conn)
+                state = read_state(conn, tree)
                 for m in [e for e, _ in state.edited] + state.unknown:
-                    mig.record_checksum(conn, m)
+                    record_checksum(conn, m)
                     accepted.append((service, m))
     return accepted
 
@@ -226,7 +207,7 @@ def new_migration(settings: Settings, service: str, name: str) -> tuple[Path, Pa
     versions = [
         parsed[0]
         for p in folder.glob("*.sql")
-        if (parsed := mig.parse_file_name(p.name)) is not None
+        if (parsed := parse_file_name(p.name)) is not None
     ]
     version = max(versions, default=0) + 1
     stem = f"{version:03d}_{slug}"

@@ -25,11 +25,13 @@ import psycopg
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
-from . import server
-from . import synthetic as syn
-from .config import Settings, select_services
-from .errors import BadInput, Refused
-from .references import migrated_conninfo, referenced_services, service_settings
+from .. import server
+from ..config import Settings, select_services
+from ..databases import migrated_conninfo
+from ..errors import BadInput, Refused
+from .references import referenced_services, service_settings
+from .synthetic import SYNTHETIC_FILE, Catalog, Group, copy_lines
+from .synthetic import rows as synthetic_rows
 
 # --scale 5000 puts 1,000,000 rows in courses and 1.25 million in chat_messages: the largest load we
 # document. Anything beyond is a typo rather than a plan.
@@ -92,7 +94,7 @@ def seed(settings: Settings, services: list[str] | None = None, scale: int | Non
     check_scale(scale)
     events = events or SeedEvents()
     selected = select_services(settings, services)
-    catalog = syn.Catalog(settings)
+    catalog = Catalog(settings)
     order = _referenced_first(settings, selected, catalog if scale else None)
     plans = {s: (catalog.service(s) if scale else _seed_files(settings, s)) for s in order}
     # Every database is checked before the first row is written: all of them seed, or none starts.
@@ -111,7 +113,7 @@ def seed(settings: Settings, services: list[str] | None = None, scale: int | Non
     return report
 
 
-def _referenced_first(settings: Settings, selected: list[str], catalog: syn.Catalog | None) -> list[str]:
+def _referenced_first(settings: Settings, selected: list[str], catalog: Catalog | None) -> list[str]:
     """The selected services plus those they refer to, each after every service it refers to."""
     order: list[str] = []
     visiting: set[str] = set()
@@ -181,7 +183,7 @@ def _execute_file(conn: psycopg.Connection, path: Path) -> None:
 # ---------------------------------------------------------------- synthetic data
 
 
-def _present(conn: psycopg.Connection, group: syn.Group) -> int:
+def _present(conn: psycopg.Connection, group: Group) -> int:
     """Rows of this group already in the table: its keys fall in one range, found through the index."""
     low, high = group.key_range()
     query = sql.SQL("SELECT count(*) FROM {} WHERE {} BETWEEN %s AND %s").format(
@@ -189,7 +191,7 @@ def _present(conn: psycopg.Connection, group: syn.Group) -> int:
     return int(conn.execute(query, (low, high)).fetchone()[0])
 
 
-def _load_synthetic(conn: psycopg.Connection, service: str, groups: list[syn.Group], scale: int,
+def _load_synthetic(conn: psycopg.Connection, service: str, groups: list[Group], scale: int,
                     events: SeedEvents) -> list[TableLoad]:
     loads = []
     present_before: dict[str, int] = {}
@@ -202,13 +204,13 @@ def _load_synthetic(conn: psycopg.Connection, service: str, groups: list[syn.Gro
                 load = TableLoad(service, group.table, group.name, present=present)
                 if group.parent is None:
                     total = max((group.planned(scale) or 0) - present, 0)
-                    rows = syn.rows(group, scale, start=present)
+                    generated = synthetic_rows(group, scale, start=present)
                 else:
                     total = children_total.get(group.name, 0)
-                    rows = syn.rows(group, scale, start=present, parent_start=present_before[group.parent.name])
+                    generated = synthetic_rows(group, scale, start=present, parent_start=present_before[group.parent.name])
                 children = [g for g in groups if g.parent is group]
                 events.start(load, total)
-                _copy(conn, group, _counting(rows, children, children_total), load, events)
+                _copy(conn, group, _counting(generated, children, children_total), load, events)
                 events.done(load)
                 loads.append(load)
     except psycopg.errors.UniqueViolation as exc:
@@ -217,7 +219,7 @@ def _load_synthetic(conn: psycopg.Connection, service: str, groups: list[syn.Gro
                       " fresh database, then seed again") from None
     except psycopg.Error as exc:
         raise BadInput(f"{service}: synthetic data refused by the database:"
-                       f" {(exc.diag.message_primary or str(exc)).strip()}; fix seeds/{syn.SYNTHETIC_FILE}") from None
+                       f" {(exc.diag.message_primary or str(exc)).strip()}; fix seeds/{SYNTHETIC_FILE}") from None
     for table in dict.fromkeys(load.table for load in loads if load.rows):  # users holds two groups
         # Fresh statistics, so EXPLAIN right after seeding plans against the data as loaded; VACUUM
         # too, so the visibility map is set and index-only scans (a count) need not wait for autovacuum.
@@ -225,7 +227,7 @@ def _load_synthetic(conn: psycopg.Connection, service: str, groups: list[syn.Gro
     return loads
 
 
-def _counting(rows, children: list[syn.Group], totals: dict[str, int]):
+def _counting(rows, children: list[Group], totals: dict[str, int]):
     """Pass rows through, adding up how many rows each child group will make under them."""
     for child in children:
         totals[child.name] = 0
@@ -235,7 +237,7 @@ def _counting(rows, children: list[syn.Group], totals: dict[str, int]):
         yield row
 
 
-def _copy(conn: psycopg.Connection, group: syn.Group, rows, load: TableLoad, events: SeedEvents) -> None:
+def _copy(conn: psycopg.Connection, group: Group, rows, load: TableLoad, events: SeedEvents) -> None:
     columns = sql.SQL(", ").join(sql.Identifier(name) for name, _ in group.columns)
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(group.table), columns)
     started = time.perf_counter()
@@ -243,7 +245,7 @@ def _copy(conn: psycopg.Connection, group: syn.Group, rows, load: TableLoad, eve
     cursor = conn.cursor()
     # A writer thread sends one chunk while the next is generated: the server never waits on Python.
     with cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
-        for text in syn.copy_lines(group, rows):
+        for text in copy_lines(group, rows):
             buffer.append(text)
             if len(buffer) >= CHUNK_ROWS:
                 copy.write("".join(buffer))

@@ -10,33 +10,24 @@ at no row there, and the copies that no longer match.
 from __future__ import annotations
 
 import re
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from . import migrations as mig
-from . import server
-from .config import Settings, discover_services, resolve_target, select_services
-from .errors import BadInput, DatabaseUnavailable, Refused
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from .. import server
+from ..config import Settings, discover_services, load_toml, select_services
+from ..databases import migrated_conninfo
+from ..errors import BadInput, DatabaseUnavailable
 
 REFERENCES_FILE = "references.toml"
+
+
 EXAMPLES = 5
+
+
 _NAME = r"[a-z_][a-z0-9_]*"
-
-
-def load_toml(path: Path) -> dict:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: not valid TOML ({exc}); fix the file") from None
 
 
 @dataclass(frozen=True)
@@ -100,30 +91,6 @@ def service_settings(settings: Settings, service: str, selected: list[str]) -> S
     if settings.dsn is not None and service not in selected:
         return replace(settings, dsn=None)
     return settings
-
-
-def migrated_conninfo(settings: Settings, service: str) -> tuple[str, str]:
-    """(conninfo, description) of a service's database, refusing one that is missing or not fully migrated."""
-    from . import api  # api imports the trigger module only; importing it here keeps the graph acyclic
-
-    tree = mig.load_tree(settings.schemas_dir / service)
-    target = resolve_target(service, settings)
-    conninfo = server.target_conninfo(target, settings)
-    state = api.peek_state(conninfo, tree, settings)
-    first = f"run 'dbtool migrate {service}' first; nothing was written"
-    if not state.database_exists:
-        raise Refused(f"{service}: database {target.dbname} does not exist; {first}")
-    if state.edited or state.missing:
-        raise Refused(f"{service}: database {target.dbname} has drifted from its migrations;"
-                      f" see 'dbtool status {service}'; nothing was written")
-    if state.pending:
-        ids = ", ".join(m.id for m in state.pending)
-        raise Refused(f"{service}: database {target.dbname} has {len(state.pending)} pending"
-                      f" migration(s) ({ids}); {first}")
-    return conninfo, server.describe_target(target, conninfo)
-
-
-# ---------------------------------------------------------------- the check
 
 
 @dataclass

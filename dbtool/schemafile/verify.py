@@ -15,22 +15,25 @@ compared as pg_dump text, so a difference names the objects.
 from __future__ import annotations
 
 from contextlib import ExitStack
-from datetime import datetime
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Callable
 
 import psycopg
 from psycopg import sql
 
-from . import api, server
-from . import migrations as mig
-from . import schema
-from . import seed as seeding
-from . import triggers as trig
-from .config import Settings, secrets, url_variable
-from .errors import DatabaseUnavailable, DbtoolError
+from .. import server
+from ..config import Settings, secrets, url_variable
+from ..data.seed import _referenced_first, seed
+from ..errors import DatabaseUnavailable, DbtoolError
+from ..migrate.commands import load, validate
+from ..migrate.runner import rollback_connection
+from ..migrate.tree import Migration
+from ..migrate.triggers import COLUMN, plan, sync_connection
+from .build import migrate_and_sync
+from .compare import Difference, Side, compare
+from .dump import SCHEMA_FILE, pg_dump, render_file
 from .scratch import scratch_database, scratch_name, scratch_server
-
 
 # An UPDATE writes this into updated_at; the trigger must replace it with the current time.
 _LONG_AGO, _LONG_AGO_END = datetime(2000, 1, 1), datetime(2000, 1, 2)
@@ -77,13 +80,13 @@ def _add(report: VerifyReport, events: VerifyEvents, check: Check) -> None:
 class _Walk:
     """One service's checks on its scratch database, in order; a step that raises ends the walk."""
 
-    def __init__(self, service: str, conninfo: str, tree: list[mig.Migration], settings: Settings,
+    def __init__(self, service: str, conninfo: str, tree: list[Migration], settings: Settings,
                  report: VerifyReport, events: VerifyEvents):
         self.service, self.conninfo, self.tree, self.settings = service, conninfo, tree, settings
         self.report, self.events = report, events
         self.step = "the round trip"  # the check a failing step is reported under
 
-    def add(self, name: str, ok: bool, detail: str = "", difference: schema.Difference | None = None) -> bool:
+    def add(self, name: str, ok: bool, detail: str = "", difference: Difference | None = None) -> bool:
         check = Check(self.service, name, ok, detail)
         if difference:
             check.objects, check.diff = difference.findings(), difference.diff
@@ -91,15 +94,15 @@ class _Walk:
         return ok
 
     def dump(self) -> str:
-        return schema.pg_dump(self.conninfo, self.settings.environ, secrets(self.settings))
+        return pg_dump(self.conninfo, self.settings.environ, secrets(self.settings))
 
     def migrate(self, conn: psycopg.Connection, to: int | None = None) -> None:
-        schema.migrate_and_sync(conn, self.tree, to, self.settings.lock_timeout)
+        migrate_and_sync(conn, self.tree, to, self.settings.lock_timeout)
 
     def rollback_one(self, conn: psycopg.Connection) -> None:
         # As `dbtool rollback` does; the scratch database holds no rows, so nothing to guard.
-        mig.rollback_connection(conn, self.tree, steps=1, force=True, lock_timeout=self.settings.lock_timeout)
-        trig.sync_connection(conn)
+        rollback_connection(conn, self.tree, steps=1, force=True, lock_timeout=self.settings.lock_timeout)
+        sync_connection(conn)
 
     def run(self) -> bool:
         """True when the walk got to the end (its checks may still have failed)."""
@@ -128,34 +131,34 @@ class _Walk:
                 self.add(f"down {m.id}", True, "marked irreversible; the round trip stops going down here")
                 break
             self.rollback_one(conn)
-            difference = schema.compare(before[i], self.dump(), schema.Side(
+            difference = compare(before[i], self.dump(), Side(
                 f"the schema before {m.up.name}", f"the schema after {m.down.name}"), ("before up", "after down"))
             reason = f"{m.down} does not undo {m.up.name}" if difference else ""
             self.add(f"down {m.id} restores the schema from before its up", not difference, reason, difference)
         self.step = "migrating again"
         self.migrate(conn)
         final = self.dump()
-        difference = schema.compare(before[-1], final, schema.Side("the first migrate", "the second migrate"),
+        difference = compare(before[-1], final, Side("the first migrate", "the second migrate"),
                                     ("first migrate", "second migrate"))
         self.add("migrating again builds the same schema", not difference,
                  "up files build another schema after a round trip" if difference else "", difference)
         self._schema_file(final)
         self.step = "triggers"
-        sync = trig.sync_connection(conn)
+        sync = sync_connection(conn)
         tables = ", ".join(sync.tables) or "no table"
         self.add("triggers: a second sync changes nothing", not sync.changes,
                  f"would change: {'; '.join(c.describe() for c in sync.changes)}" if sync.changes
                  else f"updated_at kept current on {tables}")
 
     def _schema_file(self, final: str) -> None:
-        path = self.settings.schemas_dir / self.service / schema.SCHEMA_FILE
+        path = self.settings.schemas_dir / self.service / SCHEMA_FILE
         fix = f"run 'dbtool schema dump {self.service}' and commit it"
         if not path.exists():
-            self.add(f"{schema.SCHEMA_FILE} matches the migrations", False, f"{path} does not exist; {fix}")
+            self.add(f"{SCHEMA_FILE} matches the migrations", False, f"{path} does not exist; {fix}")
             return
-        difference = schema.compare(path.read_text(encoding="utf-8"), schema.render_file(self.service, final),
-                                    schema.Side(str(path), "what the migrations build"), (str(path), "migrations"))
-        self.add(f"{schema.SCHEMA_FILE} matches the migrations", not difference,
+        difference = compare(path.read_text(encoding="utf-8"), render_file(self.service, final),
+                                    Side(str(path), "what the migrations build"), (str(path), "migrations"))
+        self.add(f"{SCHEMA_FILE} matches the migrations", not difference,
                  f"{path} is stale or was edited by hand; {fix}" if difference else "", difference)
 
 
@@ -163,10 +166,10 @@ def verify(settings: Settings, services: list[str] | None = None, scratch_dsn: s
            events: VerifyEvents | None = None) -> VerifyReport:
     """Round-trip every selected service on scratch databases; the report's checks say what held."""
     events = events or VerifyEvents()
-    trees = api.validate(settings, services)
+    trees = validate(settings, services)
     selected = list(trees)
     # The services the seeds point at (course seeds identity first) get scratch databases too.
-    involved = seeding._referenced_first(settings, selected, None)
+    involved = _referenced_first(settings, selected, None)
     places = {s: scratch_server(settings, s, scratch_dsn) for s in involved}  # prod refused before any work
     report = VerifyReport(selected)
     with ExitStack() as stack:
@@ -180,7 +183,7 @@ def verify(settings: Settings, services: list[str] | None = None, scratch_dsn: s
         # Referenced services come first, so the ones a service's seeds need are migrated and seeded.
         for service in involved:
             if service not in trees:
-                _migrate_only(scratch[service], api.load(settings, service), settings)
+                _migrate_only(scratch[service], load(settings, service), settings)
                 continue
             events.target(service, report.scratch[service])
             if _Walk(service, scratch[service], trees[service], settings, report, events).run():
@@ -189,11 +192,11 @@ def verify(settings: Settings, services: list[str] | None = None, scratch_dsn: s
     return report
 
 
-def _migrate_only(conninfo: str, tree: list[mig.Migration], settings: Settings) -> None:
+def _migrate_only(conninfo: str, tree: list[Migration], settings: Settings) -> None:
     """A service the seeds need but that was not selected: migrated, not verified."""
     try:
         with server.connect(conninfo, wait=settings.wait) as conn:
-            schema.migrate_and_sync(conn, tree, None, settings.lock_timeout)
+            migrate_and_sync(conn, tree, None, settings.lock_timeout)
     except DatabaseUnavailable:
         raise
     except DbtoolError:
@@ -216,8 +219,8 @@ def _seeds(settings: Settings, service: str, report: VerifyReport, events: Verif
         check = Check(service, name, True, "no seed files")
     else:
         try:
-            first = seeding.seed(settings, [service])
-            second = seeding.seed(settings, [service])
+            first = seed(settings, [service])
+            second = seed(settings, [service])
         except DatabaseUnavailable:
             raise
         except DbtoolError as exc:
@@ -237,16 +240,16 @@ def _updates_keep_updated_at(conninfo: str, service: str, settings: Settings, re
     checked, stale = [], []
     with server.connect(conninfo, wait=settings.wait) as conn:
         with conn.transaction(force_rollback=True):  # the seeded rows stay as they were
-            for table in trig.plan(conn).tables:
+            for table in plan(conn).tables:
                 row = conn.execute(sql.SQL(
                     "UPDATE {t} SET {c} = %s WHERE ctid = (SELECT ctid FROM {t} LIMIT 1) RETURNING {c} < %s"
-                ).format(t=sql.Identifier(table), c=sql.Identifier(trig.COLUMN)), (_LONG_AGO, _LONG_AGO_END)).fetchone()
+                ).format(t=sql.Identifier(table), c=sql.Identifier(COLUMN)), (_LONG_AGO, _LONG_AGO_END)).fetchone()
                 if row is not None:
                     checked.append(table)
                     if row[0]:
                         stale.append(table)
     if stale:
-        detail = f"UPDATE left {trig.COLUMN} as written on {', '.join(stale)}; run 'dbtool triggers' and see its report"
+        detail = f"UPDATE left {COLUMN} as written on {', '.join(stale)}; run 'dbtool triggers' and see its report"
     else:
         detail = f"on {', '.join(checked)}" if checked else "no seeded row to update"
-    _add(report, events, Check(service, f"triggers: an UPDATE sets {trig.COLUMN}", not stale, detail))
+    _add(report, events, Check(service, f"triggers: an UPDATE sets {COLUMN}", not stale, detail))

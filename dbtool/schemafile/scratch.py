@@ -18,9 +18,9 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from . import server
-from .config import Settings, check_dsn, database_name, describe, resolve_target
-from .errors import DatabaseUnavailable, Refused
+from .. import server
+from ..config import Settings, check_dsn, database_name, describe, resolve_target
+from ..errors import DatabaseUnavailable, Refused
 
 MAINTENANCE_DB = "postgres"
 MARK = "_scratch_"  # in every scratch database's name, so a leftover is easy to spot

@@ -19,12 +19,11 @@ import psycopg
 from pglast.stream import maybe_double_quote_name
 from psycopg.conninfo import conninfo_to_dict
 
-from . import server
-from .api import database_exists, locate
-from .config import Settings, describe, resolve_target, select_services
-from .errors import BadInput, DatabaseUnavailable
-from .migrations import TRACKING_TABLES
-from .references import load_toml
+from .. import server
+from ..config import Settings, describe, load_toml, resolve_target, select_services
+from ..databases import database_exists, locate
+from ..errors import BadInput, DatabaseUnavailable
+from ..migrate.tracking import TRACKING_TABLES
 
 CONFIG_FILE = "dbtool.toml"
 LEVELS = ("error", "warning", "info")  # most severe first
@@ -105,7 +104,7 @@ QUERIES = 4  # what audit_connection sends, whatever the database holds
 
 
 @dataclass(frozen=True)
-class Index:
+class AuditIndex:
     oid: int
     table_oid: int
     schema: str
@@ -158,7 +157,7 @@ class Index:
 
 
 @dataclass(frozen=True)
-class Finding:
+class AuditFinding:
     level: str
     kind: str
     schema: str
@@ -171,7 +170,7 @@ class Finding:
 
 
 @dataclass
-class Report:
+class AuditReport:
     database: str
     stats_reset: datetime | None
     usage_checked: bool  # False when the collector had nothing, see notice
@@ -179,15 +178,15 @@ class Report:
     tables: int
     indexes: int
     statements: int
-    findings: list[Finding] = field(default_factory=list)
-    silenced: list[tuple[Finding, str]] = field(default_factory=list)
+    findings: list[AuditFinding] = field(default_factory=list)
+    silenced: list[tuple[AuditFinding, str]] = field(default_factory=list)
 
 
 @dataclass
 class ServiceAudit:
     service: str  # the service, or the database name for a plain --dsn
     where: str
-    report: Report
+    report: AuditReport
 
 
 # ---------------------------------------------------------------- options
@@ -293,7 +292,7 @@ def reaches(results: list[ServiceAudit], level: str | None) -> bool:
 
 def audit_connection(
     conn: psycopg.Connection, *, min_size_bytes: int = 0, silences: dict[str, str] | None = None,
-) -> Report:
+) -> AuditReport:
     """Every finding on one open connection, with QUERIES catalog queries in all."""
     params = {"skip": list(TRACKING_TABLES)}
     cur = conn.cursor()
@@ -319,7 +318,7 @@ def audit_connection(
                   " since the statistics began); unused-index and sequential-scan checks skipped;"
                   " audit again after real traffic")
 
-    findings: dict[tuple, Finding] = {}  # one finding per subject: the first, most severe kind wins
+    findings: dict[tuple, AuditFinding] = {}  # one finding per subject: the first, most severe kind wins
     live = [i for i in indexes if i.valid and not i.partition]
     pairs = _duplicate_pairs(live)
     for finding in (
@@ -330,7 +329,7 @@ def audit_connection(
         findings.setdefault((finding.schema, finding.table, finding.subject), finding)
 
     silences = silences or {}
-    report = Report(database, stats_reset, bool(has_stats), notice, len(tables), len(indexes), QUERIES)
+    report = AuditReport(database, stats_reset, bool(has_stats), notice, len(tables), len(indexes), QUERIES)
     for finding in findings.values():
         reason = silences.get(finding.subject, silences.get(f"{finding.schema}.{finding.subject}"))
         if reason is not None:
@@ -341,21 +340,21 @@ def audit_connection(
     return report
 
 
-def _index(row: tuple) -> Index:
+def _index(row: tuple) -> AuditIndex:
     (oid, table_oid, schema, table, name, qualified, am, unique, primary, exclusion, valid, nnd, nkey,
      key, opclasses, collations, options, exprs, pred, columns, size, scans, conname, contype,
      partition, referenced) = row
-    return Index(oid, table_oid, schema, table, name, qualified, am, unique, primary, exclusion, valid,
+    return AuditIndex(oid, table_oid, schema, table, name, qualified, am, unique, primary, exclusion, valid,
                  bool(nnd), nkey, tuple(key), tuple(opclasses), tuple(collations), tuple(options), exprs,
                  pred, tuple(columns), size, scans, conname, contype, partition, referenced)
 
 
-def _finding(kind: str, index: Index, evidence: str, fix: str) -> Finding:
-    return Finding(KIND_LEVEL[kind], kind, index.schema, index.table, index.name, index.name, index.size,
+def _finding(kind: str, index: AuditIndex, evidence: str, fix: str) -> AuditFinding:
+    return AuditFinding(KIND_LEVEL[kind], kind, index.schema, index.table, index.name, index.name, index.size,
                    evidence, fix)
 
 
-def _drop(index: Index) -> str:
+def _drop(index: AuditIndex) -> str:
     """The fix that removes an index: its constraint when it backs one, else the index itself."""
     if index.constraint:
         table = f"{maybe_double_quote_name(index.schema)}.{maybe_double_quote_name(index.table)}"
@@ -363,7 +362,7 @@ def _drop(index: Index) -> str:
     return f"DROP INDEX CONCURRENTLY IF EXISTS {index.qualified};"
 
 
-def _invalid(indexes: list[Index]) -> list[Finding]:
+def _invalid(indexes: list[AuditIndex]) -> list[AuditFinding]:
     found = []
     for index in indexes:
         if index.valid:
@@ -382,20 +381,20 @@ def _invalid(indexes: list[Index]) -> list[Finding]:
     return found
 
 
-def _same_columns(a: Index, b: Index, n: int) -> bool:
+def _same_columns(a: AuditIndex, b: AuditIndex, n: int) -> bool:
     """The first n key columns match: attributes, operator classes, collations and sort options."""
     return (a.key[:n] == b.key[:n] and a.opclasses[:n] == b.opclasses[:n]
             and a.collations[:n] == b.collations[:n] and a.options[:n] == b.options[:n])
 
 
-def _rank(index: Index) -> tuple:
+def _rank(index: AuditIndex) -> tuple:
     """Which of equal indexes to keep: the primary key, one a foreign key uses, a constraint's, then by name."""
     return (not index.primary, not index.referenced, index.constraint is None, index.name)
 
 
-def _duplicate_pairs(indexes: list[Index]) -> list[tuple[Index, Index]]:
+def _duplicate_pairs(indexes: list[AuditIndex]) -> list[tuple[AuditIndex, AuditIndex]]:
     """(the one to drop, the one to keep) for indexes equal in every respect that matters to a query."""
-    groups: dict[tuple, list[Index]] = {}
+    groups: dict[tuple, list[AuditIndex]] = {}
     for index in indexes:
         if index.exclusion:  # the operators of an exclusion constraint are not in pg_index
             continue
@@ -414,7 +413,7 @@ def _duplicate_pairs(indexes: list[Index]) -> list[tuple[Index, Index]]:
     return pairs
 
 
-def _duplicates(pairs: list[tuple[Index, Index]]) -> list[Finding]:
+def _duplicates(pairs: list[tuple[AuditIndex, AuditIndex]]) -> list[AuditFinding]:
     return [
         _finding("duplicate", index,
                  f"{index.describe()} duplicates {keep.describe()}: same columns, operator classes, expressions"
@@ -423,10 +422,10 @@ def _duplicates(pairs: list[tuple[Index, Index]]) -> list[Finding]:
     ]
 
 
-def _redundant(indexes: list[Index], pairs: list[tuple[Index, Index]]) -> list[Finding]:
+def _redundant(indexes: list[AuditIndex], pairs: list[tuple[AuditIndex, AuditIndex]]) -> list[AuditFinding]:
     """A plain index served by another: its leading prefix (btree), or its equal that enforces a rule."""
     dropped = {index.oid for index, _ in pairs}
-    by_table: dict[int, list[Index]] = {}
+    by_table: dict[int, list[AuditIndex]] = {}
     for index in indexes:
         by_table.setdefault(index.table_oid, []).append(index)
     found = []
@@ -456,16 +455,16 @@ def _redundant(indexes: list[Index], pairs: list[tuple[Index, Index]]) -> list[F
     return found
 
 
-def _leads_with(index: Index, attnums: set[int]) -> bool:
+def _leads_with(index: AuditIndex, attnums: set[int]) -> bool:
     """Whether a lookup by exactly these columns can use the index: they are its first key columns."""
     n = len(attnums)
     return (index.valid and index.predicate is None and index.key_count >= n
             and set(index.key[:n]) == attnums and index.am in ("btree", "hash"))
 
 
-def _missing_fk_indexes(foreign_keys: list[tuple], indexes: list[Index], tables: list[tuple]) -> list[Finding]:
+def _missing_fk_indexes(foreign_keys: list[tuple], indexes: list[AuditIndex], tables: list[tuple]) -> list[AuditFinding]:
     size_rows = {oid: (size, live) for oid, _, _, _, _, _, _, live, _, _, size in tables}
-    by_table: dict[int, list[Index]] = {}
+    by_table: dict[int, list[AuditIndex]] = {}
     for index in indexes:
         by_table.setdefault(index.table_oid, []).append(index)
     taken = {(i.schema, i.name) for i in indexes}
@@ -488,13 +487,13 @@ def _missing_fk_indexes(foreign_keys: list[tuple], indexes: list[Index], tables:
         evidence = (f"foreign key {conname} {definition}: no valid index on {table}{rows_note} leads with"
                     f" ({', '.join(columns)}), so each delete or key update of a referenced row scans {table}"
                     " and joins on it cannot use an index")
-        found.append(Finding(KIND_LEVEL["fk-without-index"], "fk-without-index", schema, table, None, conname,
+        found.append(AuditFinding(KIND_LEVEL["fk-without-index"], "fk-without-index", schema, table, None, conname,
                              size, evidence, fix))
     return found
 
 
-def _unused(indexes: list[Index], foreign_keys: list[tuple], stats_reset: datetime | None,
-            min_size: int) -> list[Finding]:
+def _unused(indexes: list[AuditIndex], foreign_keys: list[tuple], stats_reset: datetime | None,
+            min_size: int) -> list[AuditFinding]:
     fk_columns: dict[int, list[set[int]]] = {}
     for fk in foreign_keys:
         fk_columns.setdefault(fk[1], []).append(set(fk[5]))  # conrelid, conkey
@@ -513,7 +512,7 @@ def _unused(indexes: list[Index], foreign_keys: list[tuple], stats_reset: dateti
     return found
 
 
-def _seq_scans(tables: list[tuple]) -> list[Finding]:
+def _seq_scans(tables: list[tuple]) -> list[AuditFinding]:
     found = []
     for _, schema, table, qualified, seq, seq_read, idx, live, _, _, size in tables:
         if not seq or seq < SEQ_SCAN_MIN_SCANS or seq_read / seq < SEQ_SCAN_MIN_ROWS or (idx or 0) >= seq:
@@ -522,5 +521,5 @@ def _seq_scans(tables: list[tuple]) -> list[Finding]:
                     f" {idx or 0:,} index scans; {table} holds {live or 0:,} rows")
         fix = (f"-- find the filtered columns with EXPLAIN ANALYZE of the queries on {table}, then:\n"
                f"CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_{table}_<columns> ON {qualified} (<columns>);")
-        found.append(Finding(KIND_LEVEL["seq-scan"], "seq-scan", schema, table, None, table, size, evidence, fix))
+        found.append(AuditFinding(KIND_LEVEL["seq-scan"], "seq-scan", schema, table, None, table, size, evidence, fix))
     return found

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from .errors import DbtoolError, Refused
+from ..errors import DbtoolError, Refused
 
 FUNCTION = "update_updated_at_column"
 COLUMN = "updated_at"

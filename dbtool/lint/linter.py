@@ -1,241 +1,38 @@
-"""`dbtool lint`: migrations checked offline against the specification's conventions and against
-changes that lock or break a live database, on PostgreSQL's own parse tree (pglast).
-
-Each service's migrations are walked in order while a model of its tables (columns, indexes,
-constraints, foreign keys) is kept, so a rule can tell a table this migration creates (free to
-change) from one an earlier migration created (live, with rows and readers).
+"""The Linter: walks one service's migrations in order and applies every rule to each statement.
 """
 
 from __future__ import annotations
 
 import copy
-import re
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
-from pglast import ast, parse_sql
-from pglast.enums import AlterTableType, ConstrType, NullTestType, ObjectType
-from pglast.parser import ParseError
+from pglast import ast
+from pglast.enums import AlterTableType, ConstrType, ObjectType
 
-from . import migrations as mig
-from .config import Settings, discover_services
-from .errors import BadInput
-
-ERROR, WARNING = "error", "warning"
-# The rule ids are part of the user's contract: ignore comments name them.
-RULES: dict[str, str] = {
-    "table-name": WARNING,
-    "column-name": WARNING,
-    "index-name": WARNING,
-    "boolean-name": WARNING,
-    "timestamp-name": WARNING,
-    "uuid-primary-key": ERROR,
-    "typed-as-text": ERROR,
-    "prefer-jsonb": ERROR,
-    "fk-without-index": ERROR,
-    "cross-service-fk": ERROR,
-    "status-without-check": ERROR,
-    "missing-timestamps": WARNING,
-    "soft-delete-without-index": WARNING,
-    "index-not-concurrent": ERROR,
-    "not-null-without-default": ERROR,
-    "column-type-change": ERROR,
-    "rename": ERROR,
-    "drop-in-up": ERROR,
-    "concurrent-in-transaction": ERROR,
-    "down-incomplete": ERROR,
-    # Beyond the agreed set, after comparing with squawk: both lock a live table for a full pass.
-    "volatile-default": ERROR,
-    # A warning: the shipped course migration 003 adds a CHECK this way to a small table.
-    "constraint-not-valid": WARNING,
-    # BEGIN/COMMIT in a file would split dbtool's one transaction of a migration and its record.
-    "transaction-control": ERROR,
-    # Outside a transaction a failure leaves earlier statements done: a re-run must pass over them.
-    "not-rerunnable": WARNING,
-}
-
-IGNORE = re.compile(r"^\s*--\s*dbtool:\s*ignore\b(?P<rest>.*)$", re.IGNORECASE)
-SNAKE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
-TEXT_TYPES = {"text", "varchar", "bpchar", "char", "citext"}
-TIMESTAMP_TYPES = {"timestamp", "timestamptz"}
-# Words that say a column holds a number or a point in time, whatever its type says.
-NUMBER_WORDS = {"price", "amount", "cost", "count", "total", "quantity", "qty", "age", "score", "balance",
-                "minutes", "seconds", "hours", "days", "capacity", "weight", "height", "width", "duration",
-                "percent", "percentage", "fee", "salary"}
-NUMBER_PREFIXES = {"max", "min", "num"}
-TIME_SUFFIXES = ("_at", "_date", "_time", "_timestamp")
-PLURAL_WORDS = {"data", "people", "children", "men", "women", "media", "criteria", "metadata", "feedback",
-                "staff", "series", "news", "info"}
-STATUS_WORDS = ("status", "role")
-# Defaults PostgreSQL must compute row by row, so adding such a column rewrites the table.
-VOLATILE = {"gen_random_uuid", "uuid_generate_v4", "uuid_generate_v1", "random", "clock_timestamp",
-            "timeofday", "nextval"}
-
-
-@dataclass(frozen=True)
-class Finding:
-    rule: str
-    level: str
-    path: str
-    line: int
-    column: int
-    message: str
-    fix: str
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class LintReport:
-    findings: list[Finding] = field(default_factory=list)
-    silenced: list[tuple[Finding, str]] = field(default_factory=list)  # with the ignore's reason
-    files: int = 0
-
-    @property
-    def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.level == ERROR]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.level == WARNING]
-
-
-# ---------------------------------------------------------------- parsed files
-
-
-@dataclass
-class Stmt:
-    node: ast.Node
-    start: int  # character offset of the statement in its file
-    ignores: dict[str, str]  # rule -> reason, from the comment lines right above the statement
-
-
-@dataclass
-class Source:
-    path: Path
-    text: str
-    transactional: bool
-    statements: list[Stmt]
-    direction: str  # "up", "down", or "loose" for a .sql file outside a migration tree
-
-    def position(self, offset: int) -> tuple[int, int]:
-        line = self.text.count("\n", 0, offset) + 1
-        return line, offset - (self.text.rfind("\n", 0, offset) + 1) + 1
-
-
-def parse_source(path: Path, text: str, direction: str, transactional: bool) -> Source:
-    try:
-        raws = parse_sql(text)
-    except ParseError as exc:
-        message, offset = exc.args[0], (exc.args[1] if len(exc.args) > 1 else 0)
-        line = text.count("\n", 0, max(offset, 0)) + 1
-        raise BadInput(f"{path}:{line}: {message}; fix the SQL") from None
-    lines = text.splitlines()
-    starts = [_skip_space_and_comments(text, raw.stmt_location or 0) for raw in raws]
-    # A comment line inside a statement (a function body) is SQL text, not an ignore comment.
-    inside = set()
-    for raw, start in zip(raws, starts):
-        end = raw.stmt_location + raw.stmt_len if raw.stmt_len else len(text)
-        inside.update(range(text.count("\n", 0, start) + 2, text.count("\n", 0, end) + 2))
-    ignores = _ignore_comments(path, lines, inside)
-    statements = []
-    for raw, start in zip(raws, starts):
-        first_line = text.count("\n", 0, start) + 1
-        mine: dict[str, str] = {}
-        # The ignore comments in the block of comment lines directly above the statement.
-        n = first_line - 1
-        while n >= 1 and lines[n - 1].strip().startswith("--"):
-            if n in ignores:
-                rule, reason = ignores.pop(n)
-                mine[rule] = reason
-            n -= 1
-        statements.append(Stmt(raw.stmt, start, mine))
-    for n in ignores:
-        raise BadInput(f"{path}:{n}: ignore comment stands above no statement; put it on the line before"
-                       " the statement it silences")
-    return Source(path, text, transactional, statements, direction)
-
-
-def _skip_space_and_comments(text: str, pos: int) -> int:
-    while pos < len(text):
-        if text[pos].isspace():
-            pos += 1
-        elif text.startswith("--", pos):
-            end = text.find("\n", pos)
-            pos = len(text) if end < 0 else end + 1
-        elif text.startswith("/*", pos):
-            end = text.find("*/", pos)
-            pos = len(text) if end < 0 else end + 2
-        else:
-            break
-    return pos
-
-
-def _ignore_comments(path: Path, lines: list[str], skip: set[int]) -> dict[int, tuple[str, str]]:
-    found = {}
-    for n, text in enumerate(lines, 1):
-        match = IGNORE.match(text)
-        if not match or n in skip:
-            continue
-        rule, _, reason = match["rest"].strip().partition(" ")
-        if not rule:
-            raise BadInput(f"{path}:{n}: ignore comment names no rule; write '-- dbtool: ignore RULE reason'")
-        if rule not in RULES:
-            raise BadInput(f"{path}:{n}: unknown lint rule {rule!r}; use one of {', '.join(RULES)}")
-        if not reason.strip():
-            raise BadInput(f"{path}:{n}: ignoring {rule} needs a reason; write"
-                           f" '-- dbtool: ignore {rule} <why it is safe here>'")
-        found[n] = (rule, reason.strip())
-    return found
-
-
-# ---------------------------------------------------------------- the model of a service's tables
-
-
-@dataclass(frozen=True)
-class At:
-    """Where a finding points: the file, the statement (for its ignores) and the character offset."""
-
-    source: Source
-    stmt: Stmt
-    offset: int
-
-    def __deepcopy__(self, memo: dict) -> At:
-        return self  # a place in a file never changes; the model around it is what gets copied
-
-
-@dataclass
-class Column:
-    name: str
-    type: str
-    at: At
-    fk: bool = False
-
-
-@dataclass
-class Index:
-    name: str | None
-    columns: tuple[str | None, ...]  # None for an expression
-    serves_live_rows: bool = False  # partial WHERE deleted_at IS NULL
-
-
-@dataclass
-class Table:
-    name: str
-    created: At | None  # None: no linted migration creates it, so it is presumed to exist
-    columns: dict[str, Column] = field(default_factory=dict)
-    pk: list[str] = field(default_factory=list)
-    indexes: list[Index] = field(default_factory=list)
-    checked: set[str] = field(default_factory=set)  # columns some CHECK constraint reads
-
-
-@dataclass
-class _Pending:
-    table: str
-    columns: list[str]
-    at: At
+from ..migrate.tree import Migration, split_sql
+from .model import At, Column, Index, Table, _Pending
+from .naming import (
+    _DROP_KINDS,
+    _SERIALS,
+    SNAKE,
+    STATUS_WORDS,
+    TEXT_TYPES,
+    TIMESTAMP_TYPES,
+    VOLATILE,
+    _at_name,
+    _column_refs,
+    _guarded,
+    _index_table,
+    _looks_typed,
+    _names,
+    _plural,
+    _pluralise,
+    _serves_live_rows,
+    _shown,
+    _type_name,
+)
+from .rules import RULES, WARNING, Finding, LintReport
+from .source import Source, Stmt, parse_source
 
 
 class Linter:
@@ -253,7 +50,7 @@ class Linter:
 
     # ------------------------------------------------------------ driving
 
-    def migration(self, m: mig.Migration) -> None:
+    def migration(self, m: Migration) -> None:
         up = parse_source(m.up, m.text("up"), "up", m.transactional("up"))
         down = parse_source(m.down, m.text("down"), "down", m.transactional("down"))
         self.created = []
@@ -276,7 +73,7 @@ class Linter:
     def loose(self, path: Path, text: str) -> None:
         # A down file outside a tree still undoes something: dropping is its job.
         direction = "down" if path.name.endswith(".down.sql") else "loose"
-        self.read(parse_source(path, text, direction, mig.split_sql(text)[0]))
+        self.read(parse_source(path, text, direction, split_sql(text)[0]))
         for pending in self.fks:
             self._check_fk_index(pending)
         self.fks = []
@@ -667,202 +464,3 @@ class Linter:
                           f"{t.name} has deleted_at but no index serves WHERE deleted_at IS NULL",
                           f"CREATE INDEX CONCURRENTLY idx_{t.name}_<columns> ON {t.name}(<columns>)"
                           " WHERE deleted_at IS NULL")
-
-
-_SERIALS = {"serial", "bigserial", "smallserial", "serial2", "serial4", "serial8"}
-_DROP_KINDS = {
-    ObjectType.OBJECT_TABLE: "table", ObjectType.OBJECT_INDEX: "index", ObjectType.OBJECT_FUNCTION: "function",
-    ObjectType.OBJECT_PROCEDURE: "function", ObjectType.OBJECT_TRIGGER: "trigger", ObjectType.OBJECT_TYPE: "type",
-    ObjectType.OBJECT_DOMAIN: "type", ObjectType.OBJECT_VIEW: "view", ObjectType.OBJECT_MATVIEW: "view",
-    ObjectType.OBJECT_SEQUENCE: "sequence", ObjectType.OBJECT_EXTENSION: "extension",
-}
-
-
-def _guarded(node: ast.Node) -> bool:
-    """False for a statement that fails when what it creates is already there, or what it drops is gone."""
-    if isinstance(node, (ast.IndexStmt, ast.CreateStmt, ast.CreateSeqStmt, ast.CreateExtensionStmt)):
-        return bool(node.if_not_exists)
-    if isinstance(node, ast.DropStmt):
-        return bool(node.missing_ok)
-    if isinstance(node, ast.AlterTableStmt):
-        return all(c.missing_ok for c in node.cmds
-                   if c.subtype in (AlterTableType.AT_AddColumn, AlterTableType.AT_DropColumn))
-    return True
-
-
-def _index_table(created: list[tuple[tuple, At]], index: str) -> str | None:
-    for key, at in created:
-        if key == ("index", index):
-            node = at.stmt.node
-            return node.relation.relname if isinstance(node, ast.IndexStmt) else None
-    return None
-
-
-def _names(obj: object) -> list[str]:
-    """The dotted name in whatever shape a DROP statement carries it."""
-    if isinstance(obj, ast.String):
-        return [obj.sval]
-    if isinstance(obj, ast.TypeName):
-        return [n.sval for n in obj.names]
-    if isinstance(obj, ast.ObjectWithArgs):
-        return [n.sval for n in obj.objname]
-    return [getattr(n, "sval", type(n).__name__) for n in obj]  # type: ignore[union-attr]
-
-
-def _type_name(type_name: ast.TypeName | None) -> str:
-    return type_name.names[-1].sval.lower() if type_name is not None else ""  # None: a partition's column
-
-
-# PostgreSQL's internal type names, as a person writes them.
-_SQL_NAMES = {"int2": "smallint", "int4": "integer", "int8": "bigint", "bool": "boolean", "bpchar": "char",
-              "float4": "real", "float8": "double precision", "serial4": "serial", "serial8": "bigserial"}
-
-
-def _shown(kind: str) -> str:
-    return _SQL_NAMES.get(kind, kind).upper()
-
-
-def _walk(node: object) -> Iterator[ast.Node]:
-    if isinstance(node, (tuple, list)):
-        for item in node:
-            yield from _walk(item)
-    elif isinstance(node, ast.Node):
-        yield node
-        for attr in node.__slots__:
-            yield from _walk(getattr(node, attr, None))
-
-
-def _column_refs(expr: object) -> set[str]:
-    return {n.fields[-1].sval for n in _walk(expr) if isinstance(n, ast.ColumnRef)
-            and isinstance(n.fields[-1], ast.String)}
-
-
-def _serves_live_rows(where: object) -> bool:
-    return any(isinstance(n, ast.NullTest) and n.nulltesttype == NullTestType.IS_NULL
-               and _column_refs(n.arg) == {"deleted_at"} for n in _walk(where))
-
-
-def _looks_typed(name: str, default: object) -> str | None:
-    """'timestamp' or 'number' when the name or the default says so; None for real text."""
-    words = name.split("_")
-    if name.endswith(TIME_SUFFIXES) or name in ("date", "time", "timestamp"):
-        return "timestamp"
-    if isinstance(default, ast.SQLValueFunction) or (
-        isinstance(default, ast.FuncCall) and default.funcname[-1].sval in ("now", "clock_timestamp")
-    ):
-        return "timestamp"
-    if words[-1] in NUMBER_WORDS or words[0] in NUMBER_PREFIXES:
-        return "number"
-    if isinstance(default, ast.A_Const) and isinstance(default.val, (ast.Integer, ast.Float)):
-        return "number"
-    return None
-
-
-def _plural(name: str) -> bool:
-    last = name.rsplit("_", 1)[-1]
-    return last in PLURAL_WORDS or (last.endswith("s") and not last.endswith(("ss", "us", "is")))
-
-
-def _pluralise(name: str) -> str:
-    if name.endswith("y") and name[-2:-1] not in "aeiou":
-        return name[:-1] + "ies"
-    return name + ("es" if name.endswith(("s", "x", "z", "ch", "sh")) else "s")
-
-
-def _at_name(name: str) -> str:
-    for suffix in ("_timestamp", "_time", "_date", "_on"):  # published_on -> published_at
-        if name.endswith(suffix):
-            return name[: -len(suffix)] + "_at"
-    return name + "_at"
-
-
-# ---------------------------------------------------------------- what to lint
-
-
-FORMATS = ("text", "json", "github")
-
-
-def output_format(fmt: str, as_json: bool) -> str:
-    """--json is short for --format json, as on the other reporting commands."""
-    if fmt not in FORMATS:
-        raise BadInput(f"--format: unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    return "json" if as_json else fmt
-
-
-# Folders beside migrations that hold other SQL.
-NOT_MIGRATION_FOLDERS = {"seeds", "queries"}
-
-
-def lint(settings: Settings, paths: list[Path] | None = None) -> LintReport:
-    """Lint each path (a service folder, a migration file, a folder of .sql files) or every service."""
-    report = LintReport()
-    if not paths:
-        services = discover_services(settings.schemas_dir)
-        if not services:
-            raise BadInput(f"{settings.schemas_dir}: holds no service folders; add one, e.g. schemas/identity/")
-        paths = [settings.schemas_dir / s for s in services]
-    for path in paths:
-        _lint_path(Path(path), report)
-    order = {p: i for i, p in enumerate(dict.fromkeys(f.path for f in report.findings))}
-    report.findings.sort(key=lambda f: (order[f.path], f.line, f.column))
-    return report
-
-
-def _lint_path(path: Path, report: LintReport) -> None:
-    if not path.exists():
-        raise BadInput(f"{path}: no such file or folder; give a service folder, a migration file or a folder"
-                       " of .sql files")
-    if NOT_MIGRATION_FOLDERS & set(path.parts) or path.name in mig.NOT_MIGRATIONS:
-        raise BadInput(f"{path}: not a migration (seeds, queries and schema.sql are not linted);"
-                       " give a service folder or a migration file")
-    if path.is_file():
-        _lint_file(path, report)
-    elif any(mig.parse_file_name(p.name) for p in path.glob("*.sql")):
-        _lint_tree(path, report)
-    elif any(path.glob("*.sql")):
-        for p in sorted(path.glob("*.sql")):
-            if p.name not in mig.NOT_MIGRATIONS:
-                _lint_loose(p, report)
-    else:
-        children = [p for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith((".", "_"))
-                    and any(p.glob("*.sql"))]
-        if not children:
-            raise BadInput(f"{path}: holds no migrations; give a service folder or a migration file")
-        for child in children:
-            _lint_tree(child, report)
-
-
-def _lint_tree(folder: Path, report: LintReport, version: int | None = None) -> None:
-    """Lint a service's tree, reporting every file or only migration `version`'s pair.
-
-    The whole tree is read either way: a migration is checked against what came before it, and the
-    rules on what the tree leaves behind need its end.
-    """
-    tree = mig.load_tree(folder)
-    keep = {p for m in tree if m.version == version for p in (m.up, m.down)} if version is not None else None
-    linter = Linter(report, keep)
-    for m in tree:
-        linter.migration(m)
-    linter.final()
-    report.files += 2 if version is not None else 2 * len(tree)
-
-
-def _lint_file(path: Path, report: LintReport) -> None:
-    if path.suffix != ".sql":
-        raise BadInput(f"{path}: not a migration (.sql file); give a service folder or an NNN_name.sql file")
-    parsed = mig.parse_file_name(path.name)
-    if parsed is None:
-        _lint_loose(path, report)
-    else:
-        _lint_tree(path.parent, report, parsed[0])
-
-
-def _lint_loose(path: Path, report: LintReport) -> None:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8") from None
-    linter = Linter(report)
-    linter.loose(path, text)
-    linter.final()
-    report.files += 1

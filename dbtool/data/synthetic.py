@@ -35,9 +35,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .config import Settings, discover_services
-from .errors import BadInput
-from .references import load_toml
+from ..config import Settings, discover_services, load_toml
+from ..errors import BadInput
 
 SYNTHETIC_FILE = "synthetic.toml"
 _MASK = (1 << 64) - 1

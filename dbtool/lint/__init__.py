@@ -1,0 +1,2 @@
+"""`dbtool lint`: migrations checked offline on PostgreSQL's own parse tree (pglast).
+"""

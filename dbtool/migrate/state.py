@@ -1,0 +1,145 @@
+"""What a database has applied, compared with the tree: pending, edited, missing; and what to run next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+
+from ..errors import BadInput, Refused
+from .tracking import CHECKSUM_TABLE, TRACKING_TABLES
+from .tree import Migration
+
+
+@dataclass(frozen=True)
+class Applied:
+    id: str
+    applied_at: datetime | None
+    up_checksum: str | None  # None: applied by yoyo or another tool, without a dbtool record
+    down_checksum: str | None
+
+
+@dataclass
+class State:
+    migrations: list[Migration]
+    applied: dict[str, Applied]
+    database_exists: bool = True
+    invalid_indexes: list[str] = field(default_factory=list)
+
+    @property
+    def pending(self) -> list[Migration]:
+        return [m for m in self.migrations if m.id not in self.applied]
+
+    @property
+    def applied_migrations(self) -> list[Migration]:
+        return [m for m in self.migrations if m.id in self.applied]
+
+    @property
+    def edited(self) -> list[tuple[Migration, Path]]:
+        """Applied migrations whose files changed since, with the changed file."""
+        found = []
+        for m in self.applied_migrations:
+            rec = self.applied[m.id]
+            if rec.up_checksum is not None and rec.up_checksum != m.up_checksum:
+                found.append((m, m.up))
+            elif rec.down_checksum is not None and rec.down_checksum != m.down_checksum:
+                found.append((m, m.down))
+        return found
+
+    @property
+    def missing(self) -> list[str]:
+        """Applied migration ids whose files are gone."""
+        ids = {m.id for m in self.migrations}
+        return sorted(i for i in self.applied if i not in ids)
+
+    @property
+    def unknown(self) -> list[Migration]:
+        """Applied without a dbtool checksum (by plain yoyo, say): nothing to compare against."""
+        return [m for m in self.applied_migrations if self.applied[m.id].up_checksum is None]
+
+    def state_of(self, m: Migration) -> str:
+        if m.id not in self.applied:
+            return "pending"
+        if any(e is m for e, _ in self.edited):
+            return "edited"
+        return "unknown" if self.applied[m.id].up_checksum is None else "applied"
+
+
+def _tables(conn: psycopg.Connection) -> set[str]:
+    rows = conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename = ANY(%s)",
+        (list(TRACKING_TABLES),),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def read_state(conn: psycopg.Connection, migrations: list[Migration]) -> State:
+    tables = _tables(conn)
+    applied: dict[str, Applied] = {}
+    if "_yoyo_migration" in tables:
+        if CHECKSUM_TABLE in tables:
+            query = f"""SELECT m.migration_id, m.applied_at_utc, c.up_sha256, c.down_sha256
+                        FROM _yoyo_migration m LEFT JOIN {CHECKSUM_TABLE} c USING (migration_id)"""
+        else:
+            query = "SELECT migration_id, applied_at_utc, NULL, NULL FROM _yoyo_migration"
+        for mid, at, up, down in conn.execute(query).fetchall():
+            applied[mid] = Applied(mid, at, up, down)
+    return State(migrations, applied, True, invalid_indexes(conn))
+
+
+def invalid_indexes(conn: psycopg.Connection) -> list[str]:
+    """Indexes a failed or interrupted CREATE INDEX CONCURRENTLY left behind: written to, never read."""
+    return [
+        r[0]
+        for r in conn.execute(
+            """SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE NOT i.indisvalid AND n.nspname = current_schema() ORDER BY 1"""
+        ).fetchall()
+    ]
+
+
+def refuse_drift(state: State) -> None:
+    """An applied migration that changed or vanished means the tree no longer describes the database."""
+    for m, path in state.edited:
+        raise Refused(
+            f"{path}: edited after it was applied; restore it and add a new migration,"
+            f" or accept the edit with 'dbtool repair {m.service}'"
+        )
+    for mid in state.missing:
+        raise Refused(
+            f"{mid}: applied to the database but its file is gone; restore {mid}.sql and {mid}.down.sql"
+        )
+
+
+def plan_up(state: State, to: int | None) -> list[Migration]:
+    pending = [m for m in state.pending if to is None or m.version <= to]
+    applied_versions = [m.version for m in state.applied_migrations]
+    if pending and applied_versions and pending[0].version < max(applied_versions):
+        newest = max(applied_versions)
+        raise Refused(
+            f"{pending[0].up}: pending, but the later migration {newest:03d} is already applied;"
+            f" renumber it after {newest:03d}"
+        )
+    return pending
+
+
+def plan_down(state: State, steps: int | None, to: int | None, everything: bool) -> list[Migration]:
+    applied = sorted(state.applied_migrations, key=lambda m: m.version, reverse=True)
+    if everything:
+        return applied
+    if to is not None:
+        return [m for m in applied if m.version > to]
+    return applied[: 1 if steps is None else steps]
+
+
+def check_version(migrations: list[Migration], version: int | None, option: str) -> None:
+    if version is None or version == 0:
+        return
+    if version not in {m.version for m in migrations}:
+        have = ", ".join(f"{m.version:03d}" for m in migrations) or "none"
+        service = migrations[0].service if migrations else "service"
+        raise BadInput(f"{option} {version}: {service} has no migration with that number (have: {have})")

@@ -1,0 +1,183 @@
+"""A service's migration files: names, up/down pairs, checksums, statements, and validating the tree offline.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlparse
+from yoyo.migrations import get_migration_hash, parse_metadata_from_sql_comments
+
+from ..errors import BadInput, MigrationTreeError
+
+FILE_NAME = re.compile(r"^(?P<version>\d{3,})_(?P<name>[a-z][a-z0-9]*(?:_[a-z0-9]+)*)(?P<down>\.down)?\.sql$")
+
+
+# A down file that cannot undo its up file says so; rollback then refuses instead of doing nothing.
+IRREVERSIBLE = re.compile(r"^\s*--\s*dbtool:\s*irreversible\b", re.MULTILINE | re.IGNORECASE)
+
+
+# Files that live beside migrations but are not migrations.
+NOT_MIGRATIONS = {"schema.sql"}
+
+
+def parse_file_name(name: str) -> tuple[int, str, bool] | None:
+    """(version, name, is_down) for a migration file name, None for anything else."""
+    match = FILE_NAME.match(name)
+    if not match:
+        return None
+    return int(match["version"]), match["name"], match["down"] is not None
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    line: int  # 1-based line of the statement's first character in its file
+
+
+@dataclass(frozen=True)
+class Migration:
+    service: str
+    version: int
+    name: str
+    up: Path
+    down: Path
+    up_bytes: bytes = field(repr=False)
+    down_bytes: bytes = field(repr=False)
+
+    @property
+    def id(self) -> str:
+        """The up file's name without .sql: what yoyo's tracking table shows."""
+        return self.up.name[: -len(".sql")]
+
+    @property
+    def hash(self) -> str:
+        return get_migration_hash(self.id)
+
+    @property
+    def up_checksum(self) -> str:
+        return sha256(self.up_bytes)
+
+    @property
+    def down_checksum(self) -> str:
+        return sha256(self.down_bytes)
+
+    @property
+    def irreversible(self) -> bool:
+        return bool(IRREVERSIBLE.search(self.text("down"))) and not self.statements("down")
+
+    def transactional(self, direction: str = "up") -> bool:
+        return split_sql(self.text(direction))[0]
+
+    def statements(self, direction: str = "up") -> list[Statement]:
+        return split_sql(self.text(direction))[1]
+
+    def text(self, direction: str = "up") -> str:
+        return (self.up_bytes if direction == "up" else self.down_bytes).decode("utf-8")
+
+    def path(self, direction: str) -> Path:
+        return self.up if direction == "up" else self.down
+
+
+@functools.lru_cache(maxsize=256)
+def split_sql(text: str) -> tuple[bool, list[Statement]]:
+    """yoyo's splitting and directives, plus the line each statement starts on.
+
+    This is what yoyo's read_sql_migration does, but on the bytes dbtool already read and
+    checksummed, so what runs is exactly what was recorded.
+    """
+    parts = sqlparse.split(text)
+    directives: dict[str, str] = {}
+    if parts:
+        directives, _, parts[0] = parse_metadata_from_sql_comments(parts[0])
+    statements, pos = [], 0
+    for part in (p for p in parts if p.strip()):
+        found = text.find(part.strip(), pos)
+        start = found if found >= 0 else pos
+        statements.append(Statement(part, text.count("\n", 0, start) + 1))
+        pos = start + len(part.strip())
+    transactional = directives.get("transactional", "true").strip().lower() != "false"
+    return transactional, statements
+
+
+def _has_sql(text: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("--") for line in text.splitlines())
+
+
+def _content_problem(path: Path, data: bytes, is_down: bool) -> str | None:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8"
+    if not _has_sql(text) and not (is_down and IRREVERSIBLE.search(text)):
+        hint = " or mark it '-- dbtool: irreversible <reason>'" if is_down else ""
+        return f"{path}: has no SQL statement; write the migration{hint}"
+    return None
+
+
+def load_tree(service_dir: Path) -> list[Migration]:
+    """Every migration of one service, in order; MigrationTreeError lists every problem found."""
+    service = service_dir.name
+    problems: list[str] = []
+    all_ups: dict[int, list[Path]] = {}
+    all_downs: dict[int, list[Path]] = {}
+    contents: dict[Path, bytes] = {}
+    if not service_dir.is_dir():
+        raise BadInput(f"{service_dir}: no such service folder; create it or check the name")
+    for path in sorted(service_dir.iterdir()):
+        if path.is_dir() or path.suffix != ".sql" or path.name in NOT_MIGRATIONS:
+            continue
+        parsed = parse_file_name(path.name)
+        if parsed is None:
+            problems.append(
+                f"{path}: not a migration file name; rename it NNN_snake_case.sql or NNN_snake_case.down.sql"
+            )
+            continue
+        version, _, is_down = parsed
+        (all_downs if is_down else all_ups).setdefault(version, []).append(path)
+        contents[path] = data = path.read_bytes()
+        problem = _content_problem(path, data, is_down)
+        if problem:
+            problems.append(problem)
+    ups = {v: paths[0] for v, paths in all_ups.items()}
+    downs = {v: paths[0] for v, paths in all_downs.items()}
+    for version, paths in all_ups.items():
+        for extra in paths[1:]:
+            problems.append(f"{extra}: duplicate number {version:03d} (also {paths[0].name}); renumber one")
+    for version, paths in all_downs.items():
+        up_stems = {p.name[:-4] for p in all_ups.get(version, [])}
+        for extra in paths[1:]:
+            # A duplicated down file that pairs with a duplicated up file is the same clash, told once.
+            if extra.name[: -len(".down.sql")] not in up_stems or len(up_stems) < 2:
+                problems.append(f"{extra}: duplicate number {version:03d} (also {paths[0].name}); renumber one")
+    for version, up in ups.items():
+        down = downs.get(version)
+        if down is None:
+            problems.append(f"{up}: has no down file; add {up.name[:-4]}.down.sql")
+        elif down.name != up.name[:-4] + ".down.sql":
+            problems.append(f"{down}: does not match its up file {up.name}; rename it {up.name[:-4]}.down.sql")
+    for version, down in downs.items():
+        if version not in ups:
+            problems.append(f"{down}: down file without an up file; add {down.name.replace('.down', '')} or delete it")
+    expected = 1
+    for version in sorted(ups):
+        if version != expected:
+            missing = f"{expected:03d}" if version == expected + 1 else f"{expected:03d} to {version - 1:03d}"
+            problems.append(f"{ups[version]}: gap before it, no migration {missing}; renumber to close the gap")
+        expected = version + 1
+    if problems:
+        raise MigrationTreeError(problems)
+    migrations = []
+    for version in sorted(ups):
+        up, down = ups[version], downs[version]
+        name = parse_file_name(up.name)[1]  # type: ignore[index]
+        migrations.append(Migration(service, version, name, up, down, contents[up], contents[down]))
+    return migrations
