@@ -21,7 +21,7 @@ from psycopg import sql
 
 from dbtool.inspect import audit as audit_module
 from dbtool.inspect.audit import audit_connection
-from dbtool.migrate.tracking import TRACKING_TABLES
+from dbtool.migrate.state import TRACKING_TABLES
 
 SIZES = "SELECT sum(pg_relation_size(indexrelid)) FROM pg_index WHERE indexrelid >= 16384"
 

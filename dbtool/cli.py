@@ -13,12 +13,14 @@ import sys
 import traceback as tracebacks
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Optional
 
 import typer
 
-from .config import Settings, make_settings
 from .errors import ExitCode, Refused, classify
+
+if TYPE_CHECKING:  # config loads when a command runs, not for --help
+    from .config import Settings
 
 app = typer.Typer(
     help="Schema-first SQL migrations, checks and reports for PostgreSQL.",
@@ -82,7 +84,7 @@ def boundary(show_traceback: bool, urls: list[str | None]) -> Iterator[None]:
         _fail("interrupted; every migration either finished or left no trace, run the command again",
               ExitCode.INTERRUPTED, [])
     except Exception as exc:  # the one last resort: nothing leaves as a bare traceback
-        from .config import secrets
+        from .config import Settings, secrets
 
         error = classify(exc)
         hidden = [s for url in urls if url for s in secrets(Settings(dsn=url))] + secrets(Settings())
@@ -119,6 +121,8 @@ def command(typer_app: typer.Typer, name: str | None = None, shared: tuple[str, 
             common = {n: kwargs.pop(n) for n in shared}
             hidden = [common.get("dsn"), kwargs.get("scratch_dsn")]
             with boundary(common.pop("traceback"), hidden):
+                from .config import make_settings
+
                 settings = make_settings(**common)
                 findings = func(settings, **kwargs)
             if findings:
@@ -132,7 +136,7 @@ def command(typer_app: typer.Typer, name: str | None = None, shared: tuple[str, 
     return decorate
 
 
-def _confirm_prod(settings: Settings, yes: bool, action: str) -> None:
+def _confirm_prod(settings: "Settings", yes: bool, action: str) -> None:
     if settings.env != "prod" or yes:
         return
     if sys.stdin.isatty() and typer.confirm(f"{action} the prod databases?"):
@@ -145,7 +149,7 @@ def _confirm_prod(settings: Settings, yes: bool, action: str) -> None:
 
 @command(app, shared=LOCKING)
 def migrate(
-    settings: Settings, services: Services = None,
+    settings: "Settings", services: Services = None,
     to: Annotated[Optional[int], typer.Option("--to", help="Apply up to and including this version.")] = None,
     dry_run: DryRun = False, yes: Yes = False, json: Json = False,
 ) -> None:
@@ -161,7 +165,7 @@ def migrate(
 
 @command(app, shared=LOCKING)
 def rollback(
-    settings: Settings, services: Services = None,
+    settings: "Settings", services: Services = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Roll back this many migrations (default 1).")] = None,
     to: Annotated[Optional[int], typer.Option("--to", help="Roll back every migration after this version.")] = None,
     everything: Annotated[bool, typer.Option("--all", help="Roll back every applied migration.")] = False,
@@ -181,7 +185,7 @@ def rollback(
 
 @command(app)
 def status(
-    settings: Settings, services: Services = None,
+    settings: "Settings", services: Services = None,
     exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when anything is pending or drifted.")] = False,
     json: Json = False,
 ) -> bool:
@@ -195,9 +199,9 @@ def status(
 
 
 @command(app, shared=OFFLINE)
-def validate(settings: Settings, services: Services = None) -> None:
+def validate(settings: "Settings", services: Services = None) -> None:
     """Check the migration tree offline: names, numbering, up/down pairs, encoding."""
-    from .migrate.commands import validate
+    from .migrate.tree import validate
     from .render.migrate import validated
 
     validated(validate(settings, services))
@@ -205,12 +209,12 @@ def validate(settings: Settings, services: Services = None) -> None:
 
 @command(app, shared=OFFLINE)
 def new(
-    settings: Settings,
+    settings: "Settings",
     service: Annotated[str, typer.Argument(help="The service folder under schemas/.")],
     name: Annotated[str, typer.Argument(help="What the migration does, e.g. add_user_bio_column.")],
 ) -> None:
     """Write the next numbered up/down migration pair of a service."""
-    from .migrate.commands import new_migration
+    from .migrate.tree import new_migration
     from .render.console import line
 
     up, down = new_migration(settings, service, name)
@@ -218,7 +222,7 @@ def new(
 
 
 @command(app, shared=LOCKING)
-def repair(settings: Settings, services: Services = None, yes: Yes = False) -> None:
+def repair(settings: "Settings", services: Services = None, yes: Yes = False) -> None:
     """Accept intended edits of applied migrations by recording their current checksums."""
     from .migrate.commands import repair
     from .render.migrate import repaired
@@ -228,7 +232,7 @@ def repair(settings: Settings, services: Services = None, yes: Yes = False) -> N
 
 
 @command(app)
-def triggers(settings: Settings, services: Services = None, dry_run: DryRun = False, yes: Yes = False,
+def triggers(settings: "Settings", services: Services = None, dry_run: DryRun = False, yes: Yes = False,
              json: Json = False) -> None:
     """Give every table with an updated_at column its update_<table>_updated_at trigger; drop stale ones.
 
@@ -247,7 +251,7 @@ def triggers(settings: Settings, services: Services = None, dry_run: DryRun = Fa
 
 @command(app)
 def seed(
-    settings: Settings, services: Services = None,
+    settings: "Settings", services: Services = None,
     scale: Annotated[Optional[int], typer.Option(
         "--scale", help="Load deterministic synthetic data instead: 1 is small, 5000 puts"
                         " 1,000,000 rows in courses.")] = None,
@@ -267,7 +271,7 @@ def seed(
 
 
 @command(app, "check-references")
-def check_references(settings: Settings, services: Services = None, json: Json = False) -> bool:
+def check_references(settings: "Settings", services: Services = None, json: Json = False) -> bool:
     """Report soft references that point at no row of the other service's database. Exit 1 when any.
 
     The references are declared in schemas/<service>/references.toml; a copied column (a
@@ -286,7 +290,7 @@ def check_references(settings: Settings, services: Services = None, json: Json =
 
 @command(app, "audit-indexes")
 def audit_indexes(
-    settings: Settings, services: Services = None, fail_on: FailOn = None,
+    settings: "Settings", services: Services = None, fail_on: FailOn = None,
     min_size: Annotated[str, typer.Option(
         "--min-size", help="Report unused indexes only from this size on: bytes, or e.g. 8kB, 1MB.")] = "0",
     json: Json = False,
@@ -307,7 +311,7 @@ def audit_indexes(
 
 @command(app)
 def explain(
-    settings: Settings, services: Services = None,
+    settings: "Settings", services: Services = None,
     query: Annotated[Optional[list[str]], typer.Option(
         "--query", help="Explain only this key query (file stem under queries/); repeat for more.")] = None,
     output: Annotated[Optional[Path], typer.Option(
@@ -337,7 +341,7 @@ def explain(
 
 @command(app, shared=OFFLINE)
 def lint(
-    settings: Settings,
+    settings: "Settings",
     paths: Annotated[Optional[list[Path]], typer.Argument(
         help="Service folders, migration files or folders of .sql files; none means every service under schemas/.",
         show_default=False)] = None,
@@ -362,7 +366,7 @@ def lint(
 
 @command(schema_app, "dump")
 def schema_dump(
-    settings: Settings, services: Services = None,
+    settings: "Settings", services: Services = None,
     live: Annotated[bool, typer.Option(
         "--live", help="Dump the service's own database (it must be fully migrated) instead of what the"
                        " migrations build on a scratch database.")] = False,
@@ -379,7 +383,7 @@ def schema_dump(
 
 
 @command(schema_app, "check")
-def schema_check(settings: Settings, services: Services = None, scratch_dsn: ScratchDsn = None,
+def schema_check(settings: "Settings", services: Services = None, scratch_dsn: ScratchDsn = None,
                  json: Json = False) -> bool:
     """Rebuild each service from its migrations on a scratch database; compare with schema.sql and the live database.
 
@@ -394,7 +398,7 @@ def schema_check(settings: Settings, services: Services = None, scratch_dsn: Scr
 
 
 @command(app)
-def verify(settings: Settings, services: Services = None, scratch_dsn: ScratchDsn = None,
+def verify(settings: "Settings", services: Services = None, scratch_dsn: ScratchDsn = None,
            json: Json = False) -> bool:
     """On scratch databases: migrate, roll back, migrate again; compare with schema.sql; run triggers and seeds.
 
@@ -413,7 +417,7 @@ def verify(settings: Settings, services: Services = None, scratch_dsn: ScratchDs
 
 
 @command(server_app, "start", shared=OFFLINE)
-def server_start(settings: Settings) -> None:
+def server_start(settings: "Settings") -> None:
     """Start the embedded server (data under .dbtool/) and leave it running."""
     from .render.console import line
     from .server import start
@@ -422,7 +426,7 @@ def server_start(settings: Settings) -> None:
 
 
 @command(server_app, "stop", shared=OFFLINE)
-def server_stop(settings: Settings) -> None:
+def server_stop(settings: "Settings") -> None:
     """Stop the embedded server; its data stays under .dbtool/."""
     from .render.console import line
     from .server import stop
@@ -431,7 +435,7 @@ def server_stop(settings: Settings) -> None:
 
 
 @command(server_app, "status", shared=OFFLINE)
-def server_status(settings: Settings, json: Json = False) -> bool:
+def server_status(settings: "Settings", json: Json = False) -> bool:
     """Say whether the embedded server runs, and where. Exit 1 when it does not."""
     from .render.server import server_status
     from .server import running_conninfo
@@ -442,7 +446,7 @@ def server_status(settings: Settings, json: Json = False) -> bool:
 
 
 @command(server_app, "url", shared=OFFLINE)
-def server_url(settings: Settings) -> None:
+def server_url(settings: "Settings") -> None:
     """Print the embedded server's connection string (starting it if needed), for psql or an app."""
     from .server import start
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import ROOT, SCHEMAS, connect
 
 from dbtool.migrate.runner import migrate_connection, rollback_connection
-from dbtool.migrate.tracking import TRACKING_TABLES
+from dbtool.migrate.state import TRACKING_TABLES
 from dbtool.migrate.tree import load_tree
 from dbtool.schemafile.snapshot import snapshot
 

@@ -23,7 +23,7 @@ from .. import server
 from ..config import Settings, describe, load_toml, resolve_target, select_services
 from ..databases import database_exists, locate
 from ..errors import BadInput, DatabaseUnavailable
-from ..migrate.tracking import TRACKING_TABLES
+from ..migrate.state import TRACKING_TABLES
 
 CONFIG_FILE = "dbtool.toml"
 LEVELS = ("error", "warning", "info")  # most severe first

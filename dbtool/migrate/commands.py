@@ -3,105 +3,50 @@
 >>> from dbtool import config
 >>> from dbtool.migrate.commands import migrate
 >>> migrate(config.make_settings(), ["identity"])
+
+The runner and yoyo's tracking are imported by the commands that write, so a read-only `status`
+never loads yoyo.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from .. import server
-from ..config import Settings, resolve_target, select_services
+from ..config import Settings, Target, resolve_target, select_services
 from ..databases import database_exists, locate, peek_state
-from ..errors import BadInput, DatabaseUnavailable, MigrationTreeError, Refused
-from .runner import OnMigration, migrate_connection, rollback_connection
-from .state import State, check_version, plan_down, plan_up, read_state, refuse_drift
-from .tracking import advisory_lock, record_checksum, tracking
-from .tree import Migration, Statement, load_tree, parse_file_name
+from ..errors import BadInput, DatabaseUnavailable
+from .results import Events, InOrder, ServiceResult
+from .state import check_version, plan_down, plan_up, read_state, refuse_drift
+from .tree import Migration, validate
 from .triggers import TriggerSync, sync_connection
-
-
-@dataclass
-class Events:
-    """What a command tells its user while it works; the CLI renders these, Python callers may not."""
-
-    target: Callable[[str, str], None] = lambda service, where: None
-    migration: Callable[[str, Migration, float], None] = lambda service, m, seconds: None
-    triggers: Callable[[str, TriggerSync], None] = lambda service, sync: None
-
-
-@dataclass
-class ServiceResult:
-    service: str
-    where: str
-    done: list[Migration] = field(default_factory=list)
-    state: State | None = None
-    sql: list[tuple[Migration, list[Statement]]] = field(default_factory=list)
-    triggers: TriggerSync | None = None
-    seconds: dict[str, float] = field(default_factory=dict)  # migration id -> time it took
-
-    @property
-    def drifted(self) -> bool:
-        """Anything pending, edited or missing: what `status --exit-code` fails on."""
-        return bool(self.state and (self.state.pending or self.state.edited or self.state.missing))
-
-    def reporter(self, events: Events) -> OnMigration:
-        def report(m: Migration, seconds: float) -> None:
-            self.seconds[m.id] = seconds
-            events.migration(self.service, m, seconds)
-
-        return report
-
-
-def load(settings: Settings, service: str) -> list[Migration]:
-    return load_tree(settings.schemas_dir / service)
-
-
-def validate(settings: Settings, services: list[str] | None) -> dict[str, list[Migration]]:
-    """Check every selected service's tree; report every problem of every service at once."""
-    problems: list[str] = []
-    trees = {}
-    for service in select_services(settings, services):
-        try:
-            trees[service] = load(settings, service)
-        except MigrationTreeError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise MigrationTreeError(problems)
-    return trees
 
 
 def migrate(
     settings: Settings, services: list[str] | None = None, to: int | None = None,
     dry_run: bool = False, events: Events | None = None,
 ) -> list[ServiceResult]:
+    """Apply each service's pending migrations; the services' databases are migrated concurrently."""
     events = events or Events()
     trees = validate(settings, services)
     if to is not None and len(trees) > 1:
         raise BadInput("--to names one service's version; name one SERVICE with --to")
-    results = []
-    for service, tree in trees.items():
-        target = resolve_target(service, settings)
-        conninfo, where = locate(target, settings)
-        events.target(service, where)
-        result = ServiceResult(service, where)
+
+    def work(service: str, tree: list[Migration], target: Target, conninfo: str, result: ServiceResult,
+             relay: Events) -> None:
         if dry_run:
             state = peek_state(conninfo, tree, settings)
             refuse_drift(state)
             result.sql = [(m, m.statements("up")) for m in plan_up(state, to)]
-        else:
-            if target.may_create:
-                server.ensure_database(conninfo, wait=settings.wait)
-            with server.connect(conninfo, wait=settings.wait) as conn:
-                result.done = migrate_connection(
-                    conn, tree, to, settings.lock_timeout,
-                    report=result.reporter(events),
-                )
-                result.triggers = _sync_triggers(conn, service, events)
-        results.append(result)
-    return results
+            return
+        from .runner import migrate_connection
+
+        with server.connect(conninfo, wait=settings.wait, create=target.may_create) as conn:
+            result.done = migrate_connection(conn, tree, to, settings.lock_timeout, report=result.reporter(relay))
+            result.triggers = _sync_triggers(conn, service, relay)
+
+    return _each_service(settings, trees, events, work)
 
 
 def rollback(
@@ -109,6 +54,7 @@ def rollback(
     to: int | None = None, everything: bool = False, force: bool = False,
     dry_run: bool = False, events: Events | None = None,
 ) -> list[ServiceResult]:
+    """Roll back each service's newest migrations with their down files, the services concurrently."""
     events = events or Events()
     chosen = [o for o in (steps is not None, to is not None, everything) if o]
     if len(chosen) > 1:
@@ -118,27 +64,50 @@ def rollback(
     trees = validate(settings, services)
     if to is not None and len(trees) > 1:
         raise BadInput("--to names one service's version; name one SERVICE with --to")
-    results = []
-    for service, tree in trees.items():
-        target = resolve_target(service, settings)
-        conninfo, where = locate(target, settings)
-        events.target(service, where)
-        result = ServiceResult(service, where)
+
+    def work(service: str, tree: list[Migration], target: Target, conninfo: str, result: ServiceResult,
+             relay: Events) -> None:
         if dry_run:
             state = peek_state(conninfo, tree, settings)
             refuse_drift(state)
             check_version(tree, to, "--to")
-            plan = plan_down(state, steps, to, everything)
-            result.sql = [(m, m.statements("down")) for m in plan]
-        else:
-            with server.connect(conninfo, wait=settings.wait) as conn:
-                result.done = rollback_connection(
-                    conn, tree, steps, to, everything, force, settings.lock_timeout,
-                    report=result.reporter(events),
-                )
-                result.triggers = _sync_triggers(conn, service, events)
-        results.append(result)
-    return results
+            result.sql = [(m, m.statements("down")) for m in plan_down(state, steps, to, everything)]
+            return
+        from .runner import rollback_connection
+
+        with server.connect(conninfo, wait=settings.wait) as conn:
+            result.done = rollback_connection(conn, tree, steps, to, everything, force, settings.lock_timeout,
+                                              report=result.reporter(relay))
+            result.triggers = _sync_triggers(conn, service, relay)
+
+    return _each_service(settings, trees, events, work)
+
+
+def _each_service(settings: Settings, trees: dict[str, list[Migration]], events: Events, work: Callable) -> list[ServiceResult]:
+    """Run `work` for every service at once: each is its own database, under its own advisory lock,
+    with its own transactions, so nothing is shared but the output, which `InOrder` keeps in service
+    order. Every target is resolved first (bad configuration changes nothing). A failing service
+    does not stop the others mid-migration; the first failure in service order is raised after all
+    have finished."""
+    located = []
+    for service in trees:
+        target = resolve_target(service, settings)
+        located.append((service, target, *locate(target, settings)))
+    relay = InOrder(events, list(trees))
+    results = {service: ServiceResult(service, where) for service, _, _, where in located}
+
+    def one(service: str, target: Target, conninfo: str, where: str) -> None:
+        try:
+            relay.events.target(service, where)
+            work(service, trees[service], target, conninfo, results[service], relay.events)
+        finally:
+            relay.finish(service)
+
+    with ThreadPoolExecutor(max_workers=max(len(located), 1)) as pool:
+        futures = [pool.submit(one, *item) for item in located]
+    for future in futures:
+        future.result()  # re-raises the first failure, in service order
+    return list(results.values())
 
 
 def _sync_triggers(conn, service: str, events: Events, dry_run: bool = False) -> TriggerSync:
@@ -183,6 +152,8 @@ def status(settings: Settings, services: list[str] | None = None, events: Events
 
 def repair(settings: Settings, services: list[str] | None = None) -> list[tuple[str, Migration]]:
     """Accept intended edits: record the current checksums of edited or unrecorded applied migrations."""
+    from .tracking import advisory_lock, record_checksum, tracking
+
     trees = validate(settings, services)
     accepted = []
     for service, tree in trees.items():
@@ -197,23 +168,3 @@ def repair(settings: Settings, services: list[str] | None = None) -> list[tuple[
     return accepted
 
 
-def new_migration(settings: Settings, service: str, name: str) -> tuple[Path, Path]:
-    """Write the next numbered up/down pair of a service; the up file must be filled in before migrate."""
-    select_services(settings, [service])
-    slug = re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
-    if not re.match(r"^[a-z][a-z0-9_]*$", slug):
-        raise BadInput(f"NAME {name!r}: give a name that starts with a letter, e.g. add_user_bio_column")
-    folder = settings.schemas_dir / service
-    versions = [
-        parsed[0]
-        for p in folder.glob("*.sql")
-        if (parsed := parse_file_name(p.name)) is not None
-    ]
-    version = max(versions, default=0) + 1
-    stem = f"{version:03d}_{slug}"
-    up, down = folder / f"{stem}.sql", folder / f"{stem}.down.sql"
-    if up.exists() or down.exists():
-        raise Refused(f"{up}: already exists; choose another name")
-    up.write_text(f"-- Up migration {stem}: one change, reversed by {down.name}.\n", encoding="utf-8")
-    down.write_text(f"-- Down migration {stem}: undo exactly what {up.name} does.\n", encoding="utf-8")
-    return up, down

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import psycopg
 from psycopg import sql
@@ -21,8 +21,10 @@ from .state import (
     read_state,
     refuse_drift,
 )
-from .tracking import _record, _Tracking, _unrecord, advisory_lock, tracking
 from .tree import Migration, Statement
+
+if TYPE_CHECKING:  # yoyo loads only when something is to be applied or rolled back
+    from .tracking import Tracking
 
 
 def _run(conn: psycopg.Connection, path: Path, statements: list[Statement], transactional: bool) -> None:
@@ -42,16 +44,20 @@ def _run(conn: psycopg.Connection, path: Path, statements: list[Statement], tran
             raise BadInput(f"{path}:{line}: {message}; {state}; fix the statement and run again") from None
 
 
-def apply_one(backend: _Tracking, m: Migration) -> None:
+def apply_one(backend: Tracking, m: Migration) -> None:
     """Apply one migration; its changes and its record commit together, or neither does."""
-    _step(backend, m, "up", _record)
+    from .tracking import record_applied
+
+    _step(backend, m, "up", record_applied)
 
 
-def rollback_one(backend: _Tracking, m: Migration) -> None:
-    _step(backend, m, "down", _unrecord)
+def rollback_one(backend: Tracking, m: Migration) -> None:
+    from .tracking import record_rolled_back
+
+    _step(backend, m, "down", record_rolled_back)
 
 
-def _step(backend: _Tracking, m: Migration, direction: str, bookkeeping: Callable[[_Tracking, Migration], None]) -> None:
+def _step(backend: Tracking, m: Migration, direction: str, bookkeeping: Callable[[Tracking, Migration], None]) -> None:
     path, statements = m.path(direction), m.statements(direction)
     if m.transactional(direction):
         with backend.transaction():
@@ -87,6 +93,14 @@ def migrate_connection(
 ) -> list[Migration]:
     """Apply pending migrations on an open connection, under the advisory lock."""
     check_version(migrations, to, "--to")
+    # Most runs find nothing to do: one read, no lock, no yoyo. What is applied is committed, so a
+    # concurrent run cannot make this answer wrong; anything pending takes the locked path below.
+    state = read_state(conn, migrations)
+    refuse_drift(state)
+    if not plan_up(state, to):
+        return []
+    from .tracking import advisory_lock, tracking
+
     with advisory_lock(conn, lock_timeout, str(conn.info.dbname)):
         backend = tracking(conn)
         state = read_state(conn, migrations)
@@ -107,6 +121,8 @@ def rollback_connection(
     lock_timeout: float = 60.0, report: OnMigration | None = None,
 ) -> list[Migration]:
     check_version(migrations, to, "--to")
+    from .tracking import advisory_lock, tracking
+
     with advisory_lock(conn, lock_timeout, str(conn.info.dbname)):
         backend = tracking(conn)
         state = read_state(conn, migrations)

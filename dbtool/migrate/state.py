@@ -10,8 +10,11 @@ from pathlib import Path
 import psycopg
 
 from ..errors import BadInput, Refused
-from .tracking import CHECKSUM_TABLE, TRACKING_TABLES
 from .tree import Migration
+
+CHECKSUM_TABLE = "_dbtool_checksum"
+
+TRACKING_TABLES = ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock", CHECKSUM_TABLE)
 
 
 @dataclass(frozen=True)

@@ -12,19 +12,14 @@ from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
 
 from ..errors import DatabaseUnavailable
+from .state import CHECKSUM_TABLE
 from .tree import Migration
-
-CHECKSUM_TABLE = "_dbtool_checksum"
-
-
-TRACKING_TABLES = ("_yoyo_migration", "_yoyo_log", "_yoyo_version", "yoyo_lock", CHECKSUM_TABLE)
-
 
 # Two int4 keys for pg_advisory_lock: "dbtl" and "migr" in ASCII. Per database, by nature.
 LOCK_KEYS = (0x6462746C, 0x6D696772)
 
 
-class _Tracking(PostgresqlPsycopgBackend):
+class Tracking(PostgresqlPsycopgBackend):
     """yoyo's backend on a connection dbtool opened (so it already holds our advisory lock)."""
 
     def __init__(self, conn: psycopg.Connection):
@@ -39,8 +34,8 @@ class _Tracking(PostgresqlPsycopgBackend):
         return None
 
 
-def tracking(conn: psycopg.Connection) -> _Tracking:
-    backend = _Tracking(conn)
+def tracking(conn: psycopg.Connection) -> Tracking:
+    backend = Tracking(conn)
     backend.create_lock_table()
     # yoyo's lock is a row that outlives a killed process; we hold the advisory lock, so any row
     # left there is stale and would only make yoyo's own schema upgrade wait and fail.
@@ -83,7 +78,7 @@ def advisory_lock(conn: psycopg.Connection, timeout: float, what: str) -> Iterat
             conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
 
 
-def _record(backend: _Tracking, m: Migration) -> None:
+def record_applied(backend: Tracking, m: Migration) -> None:
     backend.mark_one(m, log=False)
     backend.log_migration(m, "apply")
     record_checksum(backend.connection, m)
@@ -98,7 +93,7 @@ def record_checksum(conn: psycopg.Connection, m: Migration) -> None:
     )
 
 
-def _unrecord(backend: _Tracking, m: Migration) -> None:
+def record_rolled_back(backend: Tracking, m: Migration) -> None:
     backend.unmark_one(m, log=False)
     backend.log_migration(m, "rollback")
     backend.connection.execute(f"DELETE FROM {CHECKSUM_TABLE} WHERE migration_id = %s", (m.id,))

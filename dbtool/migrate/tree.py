@@ -9,10 +9,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import sqlparse
-from yoyo.migrations import get_migration_hash, parse_metadata_from_sql_comments
-
-from ..errors import BadInput, MigrationTreeError
+from ..config import Settings, select_services
+from ..errors import BadInput, MigrationTreeError, Refused
 
 FILE_NAME = re.compile(r"^(?P<version>\d{3,})_(?P<name>[a-z][a-z0-9]*(?:_[a-z0-9]+)*)(?P<down>\.down)?\.sql$")
 
@@ -60,6 +58,10 @@ class Migration:
 
     @property
     def hash(self) -> str:
+        from yoyo.migrations import (
+            get_migration_hash,  # yoyo loads only where its ids are needed
+        )
+
         return get_migration_hash(self.id)
 
     @property
@@ -94,6 +96,9 @@ def split_sql(text: str) -> tuple[bool, list[Statement]]:
     This is what yoyo's read_sql_migration does, but on the bytes dbtool already read and
     checksummed, so what runs is exactly what was recorded.
     """
+    import sqlparse
+    from yoyo.migrations import parse_metadata_from_sql_comments
+
     parts = sqlparse.split(text)
     directives: dict[str, str] = {}
     if parts:
@@ -181,3 +186,43 @@ def load_tree(service_dir: Path) -> list[Migration]:
         name = parse_file_name(up.name)[1]  # type: ignore[index]
         migrations.append(Migration(service, version, name, up, down, contents[up], contents[down]))
     return migrations
+
+
+def load(settings: Settings, service: str) -> list[Migration]:
+    return load_tree(settings.schemas_dir / service)
+
+
+def validate(settings: Settings, services: list[str] | None) -> dict[str, list[Migration]]:
+    """Check every selected service's tree; report every problem of every service at once."""
+    problems: list[str] = []
+    trees = {}
+    for service in select_services(settings, services):
+        try:
+            trees[service] = load(settings, service)
+        except MigrationTreeError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise MigrationTreeError(problems)
+    return trees
+
+
+def new_migration(settings: Settings, service: str, name: str) -> tuple[Path, Path]:
+    """Write the next numbered up/down pair of a service; the up file must be filled in before migrate."""
+    select_services(settings, [service])
+    slug = re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
+    if not re.match(r"^[a-z][a-z0-9_]*$", slug):
+        raise BadInput(f"NAME {name!r}: give a name that starts with a letter, e.g. add_user_bio_column")
+    folder = settings.schemas_dir / service
+    versions = [
+        parsed[0]
+        for p in folder.glob("*.sql")
+        if (parsed := parse_file_name(p.name)) is not None
+    ]
+    version = max(versions, default=0) + 1
+    stem = f"{version:03d}_{slug}"
+    up, down = folder / f"{stem}.sql", folder / f"{stem}.down.sql"
+    if up.exists() or down.exists():
+        raise Refused(f"{up}: already exists; choose another name")
+    up.write_text(f"-- Up migration {stem}: one change, reversed by {down.name}.\n", encoding="utf-8")
+    down.write_text(f"-- Down migration {stem}: undo exactly what {up.name} does.\n", encoding="utf-8")
+    return up, down

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 
-from ..migrate.commands import Events, ServiceResult
-from ..migrate.triggers import TriggerSync
+from ..migrate.results import Events, ServiceResult
 from .console import emit_json, line, out
+
+if TYPE_CHECKING:
+    from ..migrate.triggers import TriggerSync
 
 
 def progress(verb: str, quiet: bool = False) -> Events:

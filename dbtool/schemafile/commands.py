@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ..config import Settings, resolve_target, secrets
 from ..databases import locate, peek_state
-from ..migrate.commands import validate
 from ..migrate.state import State
+from ..migrate.tree import validate
 from .build import build
 from .compare import Difference, Side, compare
 from .dump import SCHEMA_FILE, pg_dump, render_file

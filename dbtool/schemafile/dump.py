@@ -17,7 +17,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from .. import server
 from ..config import describe, redact
 from ..errors import BadInput, DatabaseUnavailable
-from ..migrate.tracking import TRACKING_TABLES
+from ..migrate.state import TRACKING_TABLES
 from .compare import parse_objects
 
 SCHEMA_FILE = "schema.sql"

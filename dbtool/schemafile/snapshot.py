@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import psycopg
 
-from ..migrate.tracking import TRACKING_TABLES
+from ..migrate.state import TRACKING_TABLES
 
 # One query per kind of object, whatever the size of the schema.
 _COLUMNS = """

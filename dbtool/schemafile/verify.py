@@ -26,9 +26,8 @@ from .. import server
 from ..config import Settings, secrets, url_variable
 from ..data.seed import _referenced_first, seed
 from ..errors import DatabaseUnavailable, DbtoolError
-from ..migrate.commands import load, validate
 from ..migrate.runner import rollback_connection
-from ..migrate.tree import Migration
+from ..migrate.tree import Migration, load, validate
 from ..migrate.triggers import COLUMN, plan, sync_connection
 from .build import migrate_and_sync
 from .compare import Difference, Side, compare
