@@ -10,6 +10,7 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import psycopg
 import pytest
@@ -95,20 +96,26 @@ class TestServer:
 SERVER = TestServer()
 
 
-def pytest_configure(config: pytest.Config) -> None:
+@pytest.fixture(scope="session")
+def test_server() -> Iterator[TestServer]:
+    """Started by the first test that needs a database, so offline tests never wait for it."""
     SERVER.start()
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
+    yield SERVER
     SERVER.stop()
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"dbtool test server: {SERVER.kind}, PostgreSQL {SERVER.version}"
+    source = "DBTOOL_TEST_DSN" if os.environ.get("DBTOOL_TEST_DSN") else "testcontainers or embedded"
+    return f"dbtool test server: {source}, started by the first test that needs one"
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's reporter
+    if SERVER.kind != "none":
+        terminalreporter.write_line(f"dbtool test server: {SERVER.kind}, PostgreSQL {SERVER.version}")
 
 
 @pytest.fixture
-def new_db():
+def new_db(test_server):
     """Factory of fresh, empty databases; each is dropped when the test ends."""
     made: list[str] = []
 
@@ -131,8 +138,8 @@ def db(new_db) -> str:
 
 
 @pytest.fixture
-def server() -> TestServer:
-    return SERVER
+def server(test_server) -> TestServer:
+    return test_server
 
 
 @pytest.fixture
@@ -169,6 +176,12 @@ def migrated(cli, project, new_db) -> tuple[dict[str, str], dict[str, str]]:
     result = cli("migrate", "--schemas-dir", project / "schemas", env=env)
     assert result.exit_code == 0, result.stderr
     return dbs, env
+
+
+def assert_no_crash(result) -> None:
+    """CliRunner catches what the command raised: an exit (any code) is fine, anything else is a crash
+    that the printed output cannot show."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
 
 
 def connect(conninfo: str) -> psycopg.Connection:

@@ -6,7 +6,7 @@ import json
 
 import psycopg
 import pytest
-from conftest import SCHEMAS, connect
+from conftest import SCHEMAS, assert_no_crash, connect
 from fleet import SERVICES
 
 from dbtool.errors import BadInput
@@ -311,6 +311,7 @@ def one_error_line(result) -> str:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.output
+    assert_no_crash(result)
     return lines[0]
 
 

@@ -9,7 +9,7 @@ import sys
 
 import psycopg
 import pytest
-from conftest import PASSWORD, PASSWORD_ROLE, ROOT, connect
+from conftest import PASSWORD, PASSWORD_ROLE, ROOT, assert_no_crash, connect
 from fleet import databases, env_for
 from psycopg.conninfo import conninfo_to_dict
 
@@ -42,6 +42,7 @@ def one_error_line(result) -> str:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.output
+    assert_no_crash(result)
     return lines[0]
 
 

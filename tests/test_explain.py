@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SCHEMAS, connect
+from conftest import SCHEMAS, assert_no_crash, connect
 
 from dbtool.errors import BadInput
 from dbtool.inspect.plans import plan_nodes, plan_warnings
@@ -34,6 +34,7 @@ def assert_one_line(result, code: int, *needles: str) -> None:
     assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert_no_crash(result)
     for needle in needles:
         assert needle in lines[0], lines[0]
 

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import SCHEMAS
+from conftest import SCHEMAS, assert_no_crash
 
 from dbtool.config import make_settings
 from dbtool.lint.rules import RULES, LintReport
@@ -264,6 +264,7 @@ def test_bad_ignore_comment_is_bad_input(tmp_path, cli, comment, message):
     assert result.stdout == ""
     (line,) = result.stderr.strip().splitlines()
     assert message in line and "Traceback" not in result.output
+    assert_no_crash(result)
 
 
 def test_comment_lines_inside_a_function_body_are_sql(tmp_path):
@@ -305,6 +306,7 @@ def test_path_that_is_not_a_migration(tmp_path, cli, where):
     assert result.exit_code == 2
     (line,) = result.stderr.strip().splitlines()
     assert str(path) in line and "Traceback" not in result.output
+    assert_no_crash(result)
 
 
 def test_unknown_format(cli):

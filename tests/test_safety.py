@@ -8,7 +8,7 @@ from typing import Callable
 
 import psycopg
 import pytest
-from conftest import PASSWORD, PASSWORD_ROLE, connect
+from conftest import PASSWORD, PASSWORD_ROLE, assert_no_crash, connect
 from psycopg.conninfo import conninfo_to_dict
 
 from dbtool.migrate.runner import migrate_connection, rollback_connection
@@ -166,6 +166,7 @@ def test_bad_input_changes_nothing(case: Case, cli, project, db, server):
     assert len(lines) == 1, result.stderr
     assert case.says in lines[0]
     assert "Traceback" not in result.output
+    assert_no_crash(result)
     assert PASSWORD not in result.output and ":pw@" not in result.output
     assert fingerprint(db) == before
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import connect
+from conftest import assert_no_crash, connect
 from fleet import databases, env_for
 
 from dbtool.data.seed import MAX_SCALE
@@ -142,6 +142,7 @@ def assert_one_line(result, code: int, message: str) -> None:
     assert result.exit_code == code, (result.stdout, result.stderr)
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert_no_crash(result)
 
 
 @pytest.mark.parametrize("scale", ["0", "-3", "5001", "1000000000"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import connect
+from conftest import assert_no_crash, connect
 
 from dbtool.schemafile.snapshot import snapshot
 
@@ -161,6 +161,7 @@ def test_bad_input(cli, project, args, code, message):
     assert result.exit_code == code
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
+    assert_no_crash(result)
 
 
 def test_a_database_that_does_not_exist_is_not_created(cli, project, server):

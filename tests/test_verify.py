@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 
 import pytest
-from conftest import SCHEMAS, connect
+from conftest import SCHEMAS, assert_no_crash, connect
 from fleet import SERVICES
 from psycopg import sql
 
@@ -37,6 +37,7 @@ def one_error_line(result) -> str:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.output
+    assert_no_crash(result)
     return lines[0]
 
 
