@@ -8,8 +8,10 @@ import pytest
 from conftest import assert_no_crash, connect
 from fleet import databases, env_for
 
+from dbtool.data.bulkload import defer, rebuild
 from dbtool.data.seed import MAX_SCALE
 from dbtool.data.synthetic import Catalog, Row
+from dbtool.schemafile.snapshot import snapshot
 
 SPEC_CATEGORIES = {"guitar", "piano", "vocal"}
 SPEC_LEVELS = {"beginner", "intermediate", "advanced"}
@@ -240,3 +242,50 @@ def test_the_largest_scale_puts_a_million_rows_in_courses_and_chat_messages(proj
     assert courses.planned(MAX_SCALE) == 1_000_000
     sessions = messages.parent.planned(MAX_SCALE)
     assert sum(int(messages.count(Row(i))) for i in range(sessions)) == 1_249_484
+
+
+def _structure(conninfo: str) -> dict:
+    with connect(conninfo) as conn:
+        return {t: {k: v[k] for k in ("indexes", "constraints")} for t, v in snapshot(conn)["tables"].items()}
+
+
+def test_scale_into_empty_tables_builds_their_indexes_after_the_rows_exactly_as_they_were(cli, project, fleet):
+    dbs, env = fleet
+    before = {s: _structure(dbs[s]) for s in ("course", "chat")}
+    with connect(dbs["course"]) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'courses'").fetchone()[0] > 3
+    result = seed(cli, project, env, "course", "chat", "--scale", "1")
+    assert result.exit_code == 0, result.output
+    assert {s: _structure(dbs[s]) for s in ("course", "chat")} == before
+    with connect(dbs["course"]) as conn:  # the rebuilt indexes are valid and in use
+        assert conn.execute("SELECT bool_and(indisvalid) FROM pg_index").fetchone()[0]
+
+
+def test_a_failing_bulk_load_leaves_the_tables_and_their_indexes_as_they_were(cli, project, fleet):
+    dbs, env = fleet
+    with connect(dbs["course"]) as conn:  # enrollments load after courses, whose indexes are gone by then
+        conn.execute("""CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS
+                        $$ BEGIN RAISE EXCEPTION 'no enrollments today'; END $$""")
+        conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON enrollments FOR EACH ROW EXECUTE FUNCTION refuse()")
+    before = _structure(dbs["course"])
+    result = seed(cli, project, env, "course", "--scale", "1")
+    assert result.exit_code == 2, result.output
+    assert_no_crash(result)
+    assert "no enrollments today" in result.stderr
+    assert _structure(dbs["course"]) == before
+    assert counts(dbs)["courses"] == 0 and counts(dbs)["enrollments"] == 0
+
+
+def test_only_empty_tables_lose_their_indexes_during_a_load(fleet):
+    dbs, _ = fleet
+    with connect(dbs["course"]) as conn:
+        conn.execute("INSERT INTO courses (instructor_id, instructor_name, name, price, duration_minutes)"
+                     " VALUES (gen_random_uuid(), 'Ann', 'One', 10, 60)")
+        with conn.transaction(force_rollback=True):
+            deferred = defer(conn, ["courses", "enrollments"])
+            assert [d.table for d in deferred] == ["enrollments"]  # courses holds a row: kept whole
+            assert deferred[0].foreign_keys and deferred[0].indexes
+            left = conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'enrollments'").fetchone()[0]
+            rebuild(conn, deferred)
+            back = conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'enrollments'").fetchone()[0]
+            assert back == left + len(deferred[0].indexes)
