@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.table import Table
-
 from ..migrate.results import Events, ServiceResult
 from .console import emit_json, line, out
 
@@ -98,6 +96,8 @@ def status_data(results: list[ServiceResult]) -> list[dict]:
 
 
 def status(results: list[ServiceResult], as_json: bool) -> None:
+    from rich.table import Table  # only status draws a table: migrate need not load it
+
     data = status_data(results)
     if as_json:
         emit_json(data)
