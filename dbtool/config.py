@@ -227,3 +227,13 @@ def load_toml(path: Path) -> dict:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: not valid TOML ({exc}); fix the file") from None
+
+
+def read_utf8(path: Path) -> str:
+    """A text file the user keeps (schema.sql, a seed, a key query), or one line naming it and the fix."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: {exc.strerror or exc}; check the path and its permissions") from None

@@ -26,7 +26,7 @@ from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
 from .. import server
-from ..config import Settings, select_services
+from ..config import Settings, read_utf8, select_services
 from ..databases import migrated_conninfo
 from ..errors import BadInput, Refused
 from .bulkload import defer, rebuild
@@ -167,10 +167,7 @@ def _inserted(conn: psycopg.Connection) -> dict[str, int]:
 
 
 def _execute_file(conn: psycopg.Connection, path: Path) -> None:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8") from None
+    text = read_utf8(path)
     try:
         conn.execute(text.encode())
     except psycopg.Error as exc:

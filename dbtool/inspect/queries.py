@@ -11,7 +11,7 @@ from pglast import ast, parse_sql
 from pglast.parser import ParseError, scan
 from pglast.visitors import Visitor
 
-from ..config import Settings
+from ..config import Settings, read_utf8
 from ..errors import BadInput
 
 QUERIES_DIR = "queries"
@@ -65,10 +65,7 @@ def load_queries(settings: Settings, service: str) -> list[KeyQuery]:
 
 def parse_query_file(path: Path, service: str = "") -> KeyQuery:
     """Read and check one query file; every problem is a BadInput naming the file and the fix."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8") from None
+    text = read_utf8(path)
     params: dict[str, str] = {}
     budget = Budget()
     description: list[str] = []

@@ -140,7 +140,7 @@ def sync_triggers(
 
 def status(settings: Settings, services: list[str] | None = None, events: Events | None = None) -> list[ServiceResult]:
     events = events or Events()
-    trees = validate(settings, services)
+    trees = validate(settings, services, statements=False)  # read-only: nothing is split or run
     results = []
     for service, tree in trees.items():
         target = resolve_target(service, settings)

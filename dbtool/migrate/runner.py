@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Callable
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 
-from ..errors import BadInput, Refused
+from ..errors import BadInput, DatabaseUnavailable, Refused
 from .guard import refuse_data_loss
 from .state import (
     check_version,
@@ -21,16 +22,18 @@ from .state import (
     read_state,
     refuse_drift,
 )
-from .tree import Migration, Statement
+from .tree import Migration, Statement, transaction_control
 
 if TYPE_CHECKING:  # yoyo loads only when something is to be applied or rolled back
     from .tracking import Tracking
 
 
 def _run(conn: psycopg.Connection, path: Path, statements: list[Statement], transactional: bool) -> None:
-    for st in statements:
+    for n, st in enumerate(statements):
         try:
             conn.execute(st.sql.encode("utf-8"))
+            if transactional and conn.info.transaction_status == TransactionStatus.IDLE:
+                _ended_transaction(path, statements, n)
         except psycopg.Error as exc:
             line = st.line
             pos = getattr(exc.diag, "statement_position", None)
@@ -41,7 +44,30 @@ def _run(conn: psycopg.Connection, path: Path, statements: list[Statement], tran
                 state = "nothing of this migration was applied"
             else:
                 state = "statements before this one were committed (non-transactional migration)"
+            if _server_gone(exc):
+                raise DatabaseUnavailable(f"{path}:{line}: the server ended the connection while this statement"
+                                          f" ran ({message}); {state}; run again once it is back") from None
             raise BadInput(f"{path}:{line}: {message}; {state}; fix the statement and run again") from None
+
+
+def _server_gone(exc: psycopg.Error) -> bool:
+    """Terminated, shut down or cut off (SQLSTATE 57P.., 08...): the server's problem, not the file's."""
+    state = exc.sqlstate or ""
+    return state.startswith(("57P", "08")) or (isinstance(exc, psycopg.OperationalError) and not state)
+
+
+def _ended_transaction(path: Path, statements: list[Statement], n: int) -> None:
+    """A statement ended the migration's transaction, which validate's parse did not foresee: stop
+    at once, record nothing, and say exactly what the server now holds."""
+    st = statements[n]
+    if transaction_control(st.sql) == "rollback":
+        state = "it rolled back the statements before it, so nothing of this migration was applied"
+    else:
+        lines = ", ".join(str(s.line) for s in statements[: n + 1])
+        state = (f"the statements up to it were committed (lines {lines}) and the rest did not run; undo those"
+                 " by hand")
+    raise BadInput(f"{path}:{st.line}: this statement ended the migration's transaction; {state}; the"
+                   " migration was not recorded; split it in two or mark it '-- transactional: false'")
 
 
 def apply_one(backend: Tracking, m: Migration) -> None:
@@ -59,10 +85,44 @@ def rollback_one(backend: Tracking, m: Migration) -> None:
 
 def _step(backend: Tracking, m: Migration, direction: str, bookkeeping: Callable[[Tracking, Migration], None]) -> None:
     path, statements = m.path(direction), m.statements(direction)
+    # A migration may change the session's search_path (every pg_dump file empties it with
+    # set_config(..., false)); dbtool's bookkeeping and the next migration need the one it had.
+    search_path = backend.connection.execute("SELECT current_setting('search_path')").fetchone()[0]
+    try:
+        _step_in(backend, m, direction, path, statements, bookkeeping, search_path)
+    finally:
+        conn = backend.connection
+        if not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
+            try:
+                conn.execute("SELECT set_config('search_path', %s, false)", (search_path,))
+            except psycopg.Error:
+                pass  # the connection is going; the error that ended the step is the one to report
+
+
+def _step_in(backend: Tracking, m: Migration, direction: str, path: Path, statements: list[Statement],
+             bookkeeping: Callable[[Tracking, Migration], None], search_path: str) -> None:
     if m.transactional(direction):
-        with backend.transaction():
-            _run(backend.connection, path, statements, True)
-            bookkeeping(backend, m)
+        failed: BadInput | DatabaseUnavailable | None = None
+        try:
+            with backend.transaction():
+                try:
+                    _run(backend.connection, path, statements, True)
+                except (BadInput, DatabaseUnavailable) as exc:
+                    failed = exc  # the ROLLBACK on the way out may fail too (a dead connection)
+                    raise
+                backend.connection.execute("SELECT set_config('search_path', %s, true)", (search_path,))
+                bookkeeping(backend, m)
+        except psycopg.Error as exc:  # after the statements: at COMMIT, or in the bookkeeping
+            if failed is not None:
+                raise failed from None
+            message = (exc.diag.message_primary or str(exc)).strip()
+            if _server_gone(exc):
+                raise DatabaseUnavailable(f"{path}: the server ended the connection at COMMIT ({message});"
+                                          " run again: the migration is applied and recorded, or neither") from None
+            if isinstance(exc, psycopg.errors.IntegrityError):
+                raise BadInput(f"{path}: refused at COMMIT: {message} (a deferred constraint); nothing of"
+                               " this migration was applied; fix the migration and run again") from None
+            raise
     else:
         # Statements such as CREATE INDEX CONCURRENTLY cannot run in a transaction block: the
         # record can only follow them. Such migrations must be written to be re-runnable.
@@ -76,6 +136,7 @@ def _step(backend: Tracking, m: Migration, direction: str, bookkeeping: Callable
         if left:
             raise BadInput(f"{path}: index {left[0]} is invalid after this migration; drop it with DROP INDEX"
                            " CONCURRENTLY and run again; the migration was not recorded")
+        conn.execute("SELECT set_config('search_path', %s, false)", (search_path,))
         with backend.transaction():
             bookkeeping(backend, m)
 

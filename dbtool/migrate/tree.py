@@ -192,8 +192,11 @@ def load(settings: Settings, service: str) -> list[Migration]:
     return load_tree(settings.schemas_dir / service)
 
 
-def validate(settings: Settings, services: list[str] | None) -> dict[str, list[Migration]]:
-    """Check every selected service's tree; report every problem of every service at once."""
+def validate(settings: Settings, services: list[str] | None, statements: bool = True) -> dict[str, list[Migration]]:
+    """Check every selected service's tree; report every problem of every service at once.
+
+    `statements=False` skips splitting the files (read-only callers such as status, which run nothing).
+    """
     problems: list[str] = []
     trees = {}
     for service in select_services(settings, services):
@@ -201,9 +204,45 @@ def validate(settings: Settings, services: list[str] | None) -> dict[str, list[M
             trees[service] = load(settings, service)
         except MigrationTreeError as exc:
             problems.extend(exc.problems)
+            continue
+        if statements:
+            problems.extend(p for m in trees[service] for p in transaction_control_problems(m))
     if problems:
         raise MigrationTreeError(problems)
     return trees
+
+
+# A statement that ends or replaces the transaction dbtool opens for a migration and its record.
+# ROLLBACK TO [SAVEPOINT] stays inside it and is allowed.
+_TRANSACTION_CONTROL = re.compile(
+    r"^(?:(?P<begin>BEGIN|START\s+TRANSACTION)|(?P<rollback>ROLLBACK(?!\s+(?:WORK\s+|TRANSACTION\s+)?TO\b)|ABORT)"
+    r"|(?P<commit>COMMIT\s+PREPARED|COMMIT|END|PREPARE\s+TRANSACTION))\b",
+    re.IGNORECASE,
+)
+_LEADING_COMMENTS = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
+
+
+def transaction_control(statement: str) -> str | None:
+    """'begin', 'commit' or 'rollback' when the statement controls the transaction, else None.
+    Only a statement's first word counts: BEGIN inside a function body is part of CREATE FUNCTION."""
+    match = _TRANSACTION_CONTROL.match(statement[_LEADING_COMMENTS.match(statement).end():])
+    return match.lastgroup if match else None
+
+
+def transaction_control_problems(m: Migration) -> list[str]:
+    problems = []
+    for direction in ("up", "down"):
+        if not m.transactional(direction):
+            continue
+        for st in m.statements(direction):
+            if transaction_control(st.sql):
+                word = " ".join(st.sql[_LEADING_COMMENTS.match(st.sql).end():].split()[:2]).rstrip(";").upper()
+                problems.append(
+                    f"{m.path(direction)}:{st.line}: {word} ends or replaces the one transaction dbtool runs"
+                    " this migration and its record in; remove it and split the migration in two, or mark"
+                    " the file '-- transactional: false' as its first line"
+                )
+    return problems
 
 
 def new_migration(settings: Settings, service: str, name: str) -> tuple[Path, Path]:

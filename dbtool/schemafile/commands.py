@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import Settings, resolve_target, secrets
+from ..config import Settings, read_utf8, resolve_target, secrets
 from ..databases import locate, peek_state
 from ..migrate.state import State
 from ..migrate.tree import validate
@@ -47,7 +47,7 @@ def dump(settings: Settings, services: list[str] | None = None, live: bool = Fal
             text = pg_dump(conninfo, settings.environ, secrets(settings))
         path = settings.schemas_dir / service / SCHEMA_FILE
         content = render_file(service, text)
-        changed = not path.exists() or path.read_text(encoding="utf-8") != content
+        changed = not path.exists() or read_utf8(path) != content
         if changed:
             path.write_text(content, encoding="utf-8")
         results.append(DumpResult(service, path, source, changed))
@@ -101,7 +101,7 @@ def _check_file(result: CheckResult, rebuilt: str) -> None:
         result.file = "missing"
         return
     expected = render_file(result.service, rebuilt)
-    committed = result.path.read_text(encoding="utf-8")
+    committed = read_utf8(result.path)
     diff = compare(committed, expected, Side(str(result.path), "what the migrations build"),
                    (str(result.path), "migrations"))
     if diff:

@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from .. import server
-from ..config import Settings, secrets, url_variable
+from ..config import Settings, read_utf8, secrets, url_variable
 from ..data.seed import _referenced_first, seed
 from ..errors import DatabaseUnavailable, DbtoolError
 from ..migrate.runner import rollback_connection
@@ -155,7 +155,7 @@ class _Walk:
         if not path.exists():
             self.add(f"{SCHEMA_FILE} matches the migrations", False, f"{path} does not exist; {fix}")
             return
-        difference = compare(path.read_text(encoding="utf-8"), render_file(self.service, final),
+        difference = compare(read_utf8(path), render_file(self.service, final),
                                     Side(str(path), "what the migrations build"), (str(path), "migrations"))
         self.add(f"{SCHEMA_FILE} matches the migrations", not difference,
                  f"{path} is stale or was edited by hand; {fix}" if difference else "", difference)

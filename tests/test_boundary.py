@@ -1,0 +1,163 @@
+"""Holes a corpus of bad inputs found: transaction control in a migration, stray errors, signals."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from conftest import assert_no_crash, connect
+
+from dbtool.errors import BadInput
+from dbtool.migrate.runner import _run
+from dbtool.migrate.tree import Statement, transaction_control
+
+
+def tables(conninfo: str) -> set[str]:
+    with connect(conninfo) as conn:
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+    return {r[0] for r in rows if not r[0].startswith(("_yoyo", "yoyo", "_dbtool"))}
+
+
+def one_line(result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def service(project, up: str, down: str = "DROP TABLE IF EXISTS a_items; DROP TABLE IF EXISTS b_items;"):
+    folder = project / "schemas" / "svc"
+    folder.mkdir()
+    (folder / "001_make_items.sql").write_text(up)
+    (folder / "001_make_items.down.sql").write_text(down)
+    return project / "schemas"
+
+
+@pytest.mark.parametrize("sql, word", [
+    ("BEGIN", "begin"), ("begin transaction", "begin"), ("START TRANSACTION ISOLATION LEVEL SERIALIZABLE", "begin"),
+    ("COMMIT", "commit"), ("commit work", "commit"), ("END", "commit"), ("COMMIT PREPARED 'x'", "commit"),
+    ("PREPARE TRANSACTION 'x'", "commit"), ("ROLLBACK", "rollback"), ("ABORT", "rollback"),
+    ("-- a comment\n/* and another */ COMMIT", "commit"),
+    ("ROLLBACK TO SAVEPOINT s", None), ("rollback to s", None), ("SAVEPOINT s", None),
+    ("CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN 1; END $$", None),
+    ("DO $$ BEGIN PERFORM 1; END $$", None), ("SELECT 'COMMIT'", None), ("ENDPOINT", None),
+])
+def test_transaction_control_is_told_by_the_first_word(sql, word):
+    assert transaction_control(sql) == word
+
+
+@pytest.mark.parametrize("up, line", [
+    ("CREATE TABLE a_items (id int);\nCOMMIT;\nBEGIN;\nCREATE TABLE b_items (id int);\nSELECT 1/0;\n", 2),
+    ("CREATE TABLE a_items (id int);\nROLLBACK;\n", 2),
+])
+def test_validate_and_migrate_refuse_a_migration_that_ends_its_own_transaction(cli, project, db, up, line):
+    schemas = service(project, up)
+    env = {"SVC_DATABASE_URL": db}
+    for command in ("validate", "migrate"):
+        result = cli(command, "svc", "--schemas-dir", schemas, env=env)
+        assert result.exit_code == 2, result.output
+        assert_no_crash(result)
+        assert f"001_make_items.sql:{line}:" in result.stderr and "'-- transactional: false'" in result.stderr
+    assert tables(db) == set()  # refused before any connection: nothing ran
+
+
+def test_the_same_statements_are_fine_in_a_non_transactional_migration(cli, project, db):
+    schemas = service(project, "-- transactional: false\nCREATE TABLE IF NOT EXISTS a_items (id int);\nCOMMIT;\n")
+    result = cli("migrate", "svc", "--schemas-dir", schemas, env={"SVC_DATABASE_URL": db})
+    assert result.exit_code == 0, result.output
+    assert tables(db) == {"a_items"}
+
+
+@pytest.mark.parametrize("ender, committed", [("COMMIT", True), ("ROLLBACK", False)])
+def test_a_statement_that_ends_the_transaction_anyway_stops_the_run_and_says_what_was_committed(db, ender,
+                                                                                               committed):
+    # The second guard, which does not depend on parsing: the transaction must still be open after
+    # every statement of a transactional migration.
+    statements = [Statement("CREATE TABLE a_items (id int)", 1), Statement(ender, 2),
+                  Statement("CREATE TABLE b_items (id int)", 3)]
+    with psycopg.connect(db, autocommit=True) as conn:
+        with pytest.raises(BadInput) as caught:
+            with conn.transaction():
+                _run(conn, "x.sql", statements, True)
+    message = str(caught.value)
+    assert message.startswith("x.sql:2: this statement ended the migration's transaction")
+    assert ("committed (lines 1, 2)" in message) is committed
+    assert ("nothing of this migration was applied" in message) is not committed
+    assert tables(db) == ({"a_items"} if committed else set())  # b_items never ran
+
+
+def test_a_deferred_foreign_key_that_fails_at_commit_is_bad_input_naming_the_file(cli, project, db):
+    schemas = service(project, """CREATE TABLE a_items (id int PRIMARY KEY);
+CREATE TABLE b_items (a_id int REFERENCES a_items (id) DEFERRABLE INITIALLY DEFERRED);
+INSERT INTO b_items VALUES (42);
+""")
+    result = cli("migrate", "svc", "--schemas-dir", schemas, env={"SVC_DATABASE_URL": db})
+    assert result.exit_code == 2, result.output
+    assert_no_crash(result)
+    line = one_line(result)
+    assert "001_make_items.sql: refused at COMMIT" in line and "nothing of this migration was applied" in line
+    assert tables(db) == set()
+
+
+def test_a_migration_that_empties_search_path_like_a_pg_dump_file_applies_and_rolls_back(cli, project, db):
+    schemas = service(project, """SELECT pg_catalog.set_config('search_path', '', false);
+CREATE TABLE public.a_items (id int);
+""", "SELECT pg_catalog.set_config('search_path', '', false);\nDROP TABLE public.a_items;\n")
+    (schemas / "svc" / "002_make_more.sql").write_text("CREATE TABLE b_items (id int);\n")  # unqualified
+    (schemas / "svc" / "002_make_more.down.sql").write_text("DROP TABLE b_items;\n")
+    env = {"SVC_DATABASE_URL": db}
+    result = cli("migrate", "svc", "--schemas-dir", schemas, env=env)
+    assert result.exit_code == 0, result.output
+    assert tables(db) == {"a_items", "b_items"}
+    assert cli("status", "svc", "--exit-code", "--schemas-dir", schemas, env=env).exit_code == 0
+    result = cli("rollback", "svc", "--all", "--schemas-dir", schemas, env=env)
+    assert result.exit_code == 0, result.output
+    assert tables(db) == set()
+
+
+def test_a_backend_terminated_mid_migration_is_the_unreachable_code_and_leaves_nothing(cli, project, db):
+    schemas = service(project, """CREATE TABLE a_items (id int);
+SELECT pg_terminate_backend(pg_backend_pid());
+CREATE TABLE b_items (id int);
+""")
+    result = cli("migrate", "svc", "--schemas-dir", schemas, env={"SVC_DATABASE_URL": db})
+    assert result.exit_code == 3, result.output
+    assert_no_crash(result)
+    assert "001_make_items.sql:2: the server ended the connection" in one_line(result)
+    assert tables(db) == set()
+
+
+def test_an_unwritable_explain_output_is_bad_input_before_any_query_runs(cli, project, migrated, tmp_path):
+    _, env = migrated
+    target = tmp_path / "missing" / "report.md"
+    result = cli("explain", "course", "--output", target, "--schemas-dir", project / "schemas", env=env)
+    assert result.exit_code == 2, result.output
+    assert_no_crash(result)
+    assert str(target.parent) in one_line(result)
+    assert not target.exists()
+
+
+def test_a_schema_file_that_is_not_utf8_is_bad_input(cli, project, migrated):
+    _, env = migrated
+    (project / "schemas" / "identity" / "schema.sql").write_bytes(b"-- \xff\xfe broken\n")
+    result = cli("schema", "check", "identity", "--schemas-dir", project / "schemas", env=env)
+    assert result.exit_code == 2, result.output
+    assert_no_crash(result)
+    assert "schema.sql" in one_line(result)
+
+
+def test_an_unexpected_error_is_one_line_with_the_internal_code_and_a_traceback_only_when_asked(
+        cli, project, monkeypatch):
+    import dbtool.migrate.tree as tree
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(tree, "load_tree", broken)
+    schemas = project / "schemas"
+    result = cli("validate", "--schemas-dir", schemas)
+    assert result.exit_code == 70
+    assert_no_crash(result)
+    assert one_line(result) == ("error: internal error: ZeroDivisionError: a bug; rerun with --traceback"
+                                " and report it")
+    result = cli("validate", "--traceback", "--schemas-dir", schemas)
+    assert result.exit_code == 70
+    assert "Traceback (most recent call last)" in result.stderr
