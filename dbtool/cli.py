@@ -78,8 +78,11 @@ OFFLINE = ("schemas_dir", "traceback")
 @contextmanager
 def boundary(show_traceback: bool, urls: list[str | None]) -> Iterator[None]:
     """The one place an error becomes a line on stderr and its exit code; passwords never get out."""
+    from . import signals
+
     try:
-        yield
+        with signals.handled():
+            yield
     except KeyboardInterrupt:
         _fail("interrupted; every migration either finished or left no trace, run the command again",
               ExitCode.INTERRUPTED, [])
@@ -87,6 +90,10 @@ def boundary(show_traceback: bool, urls: list[str | None]) -> Iterator[None]:
         from .config import Settings, secrets
 
         error = classify(exc)
+        if signals.received() and not isinstance(error, signals.Interrupted):
+            # What failed did so because the signal cancelled it: say that first.
+            error = signals.Interrupted(f"interrupted by {signals.name()}; the running statement was cancelled"
+                                        f" and rolled back ({error}); run the command again")
         hidden = [s for url in urls if url for s in secrets(Settings(dsn=url))] + secrets(Settings())
         if show_traceback:
             sys.stderr.write(_redact("".join(tracebacks.format_exception(exc)), hidden))

@@ -13,6 +13,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from . import signals
 from .config import Settings, Target, describe
 from .errors import BadInput, DatabaseUnavailable
 
@@ -131,7 +132,9 @@ def connect(conninfo: str, wait: float = 0.0, autocommit: bool = True, about: st
     delay = 0.2
     while True:
         try:
-            return psycopg.connect(conninfo, autocommit=autocommit, connect_timeout=10)
+            conn = psycopg.connect(conninfo, autocommit=autocommit, connect_timeout=10)
+            signals.track(conn)  # so SIGTERM can cancel what it runs
+            return conn
         except psycopg.OperationalError as exc:
             if time.monotonic() + delay > deadline or _not_worth_retrying(exc):
                 raise DatabaseUnavailable(_connect_message(about or conninfo, exc)) from None

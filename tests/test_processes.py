@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
+import pytest
 from conftest import connect
 from psycopg import sql
 
@@ -133,3 +134,39 @@ def test_sigkill_at_any_moment_leaves_a_migration_boundary(project, new_db):
         assert without_synced_triggers(snapshot(conn)) == boundaries[-1]
         assert trigger_name("users") in snapshot(conn)["tables"]["users"]["triggers"]
     assert len(seen) >= 2, "the kills should have landed at different points"
+
+
+def _running(conninfo: str, needle: str) -> bool:
+    with connect(conninfo) as conn:
+        return bool(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()",
+                                 (f"%{needle}%",)).fetchone()[0])
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_cancels_the_statement_rolls_back_releases_the_lock_and_a_rerun_finishes(project, db, signum,
+                                                                                           code):
+    folder = project / "schemas" / "course"
+    n = len(list(folder.glob("0*.down.sql"))) + 1
+    up = folder / f"{n:03d}_slow_change.sql"
+    up.write_text("CREATE TABLE slow_t (id int);\nSELECT pg_sleep(60);\n")
+    (folder / f"{n:03d}_slow_change.down.sql").write_text("DROP TABLE slow_t;\n")
+    run = dbtool("migrate", "course", "--schemas-dir", str(project / "schemas"), env={"COURSE_DATABASE_URL": db})
+    deadline = time.monotonic() + 30
+    while not _running(db, "pg_sleep(60)"):
+        assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+        time.sleep(0.05)
+    run.send_signal(signum)
+    assert run.wait(timeout=15) == code
+    err = run.stderr.read().strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    assert f"interrupted by {signal.Signals(signum).name}" in err[0] and "rolled back" in err[0]
+    wait_until_alone(db)  # the statement was cancelled on the server, not left running
+    with connect(db) as conn:
+        assert conn.execute("SELECT to_regclass('slow_t')").fetchone()[0] is None
+        assert conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0] == 0
+    up.write_text("CREATE TABLE slow_t (id int);\nSELECT pg_sleep(0);\n")  # never applied: free to edit
+    rerun = dbtool("migrate", "course", "--schemas-dir", str(project / "schemas"), "--lock-timeout", "0",
+                   env={"COURSE_DATABASE_URL": db})
+    assert rerun.wait(timeout=60) == 0, rerun.stderr.read()
+    with connect(db) as conn:
+        assert conn.execute("SELECT to_regclass('slow_t')").fetchone()[0] is not None

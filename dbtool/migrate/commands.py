@@ -17,6 +17,7 @@ from .. import server
 from ..config import Settings, Target, resolve_target, select_services
 from ..databases import database_exists, locate, peek_state
 from ..errors import BadInput, DatabaseUnavailable
+from ..signals import Interrupted
 from .results import Events, InOrder, ServiceResult
 from .state import check_version, plan_down, plan_up, read_state, refuse_drift
 from .tree import Migration, validate
@@ -105,6 +106,12 @@ def _each_service(settings: Settings, trees: dict[str, list[Migration]], events:
 
     with ThreadPoolExecutor(max_workers=max(len(located), 1)) as pool:
         futures = [pool.submit(one, *item) for item in located]
+    failures = {service: f.exception() for (service, *_), f in zip(located, futures)}
+    if any(isinstance(e, Interrupted) for e in failures.values()):
+        # A signal stopped every service at once: say where each database was left, one line each.
+        raise Interrupted("\n".join(
+            str(failures[s]) if failures[s] else f"{s}: finished before the signal ({len(results[s].done)} done)"
+            for s in results))
     for future in futures:
         future.result()  # re-raises the first failure, in service order
     return list(results.values())

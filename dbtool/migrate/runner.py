@@ -12,7 +12,9 @@ import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from ..errors import BadInput, DatabaseUnavailable, Refused
+from .. import signals
+from ..errors import BadInput, DatabaseUnavailable, DbtoolError, Refused
+from ..signals import Interrupted
 from .guard import refuse_data_loss
 from .state import (
     check_version,
@@ -30,6 +32,9 @@ if TYPE_CHECKING:  # yoyo loads only when something is to be applied or rolled b
 
 def _run(conn: psycopg.Connection, path: Path, statements: list[Statement], transactional: bool) -> None:
     for n, st in enumerate(statements):
+        if signals.received():
+            raise Interrupted(f"{path}:{st.line}: interrupted by {signals.name()} before this statement;"
+                              f" {_left(transactional, n)}; run the command again to finish")
         try:
             conn.execute(st.sql.encode("utf-8"))
             if transactional and conn.info.transaction_status == TransactionStatus.IDLE:
@@ -44,10 +49,22 @@ def _run(conn: psycopg.Connection, path: Path, statements: list[Statement], tran
                 state = "nothing of this migration was applied"
             else:
                 state = "statements before this one were committed (non-transactional migration)"
+            if signals.received():
+                raise Interrupted(f"{path}:{line}: interrupted by {signals.name()}; the running statement was"
+                                  f" cancelled; {_left(transactional, n)}; run the command again to finish") from None
             if _server_gone(exc):
                 raise DatabaseUnavailable(f"{path}:{line}: the server ended the connection while this statement"
                                           f" ran ({message}); {state}; run again once it is back") from None
             raise BadInput(f"{path}:{line}: {message}; {state}; fix the statement and run again") from None
+
+
+def _left(transactional: bool, n: int) -> str:
+    """Where an interrupted migration left its database, truthfully for both kinds of migration."""
+    if transactional or n == 0:
+        return ("this migration's step was rolled back: nothing of it took effect and nothing was recorded;"
+                " the steps before it stay done")
+    return (f"its first {n} statement{'s' if n != 1 else ''} stay committed (a non-transactional migration)"
+            " and it is not recorded; a rerun runs it again from the top")
 
 
 def _server_gone(exc: psycopg.Error) -> bool:
@@ -102,12 +119,12 @@ def _step(backend: Tracking, m: Migration, direction: str, bookkeeping: Callable
 def _step_in(backend: Tracking, m: Migration, direction: str, path: Path, statements: list[Statement],
              bookkeeping: Callable[[Tracking, Migration], None], search_path: str) -> None:
     if m.transactional(direction):
-        failed: BadInput | DatabaseUnavailable | None = None
+        failed: DbtoolError | None = None
         try:
             with backend.transaction():
                 try:
                     _run(backend.connection, path, statements, True)
-                except (BadInput, DatabaseUnavailable) as exc:
+                except DbtoolError as exc:
                     failed = exc  # the ROLLBACK on the way out may fail too (a dead connection)
                     raise
                 backend.connection.execute("SELECT set_config('search_path', %s, true)", (search_path,))
@@ -168,6 +185,9 @@ def migrate_connection(
         refuse_drift(state)
         done = []
         for m in plan_up(state, to):
+            if signals.received():
+                raise Interrupted(f"{conn.info.dbname}: interrupted by {signals.name()} before {m.id};"
+                                  f" {len(done)} applied in this run, the rest pending; run the command again")
             started = time.perf_counter()
             apply_one(backend, m)
             done.append(m)
