@@ -85,6 +85,12 @@ def select_services(settings: Settings, names: list[str] | None) -> list[str]:
     known = discover_services(settings.schemas_dir)
     chosen = list(dict.fromkeys(names)) if names else known
     for name in chosen:
+        if name in known and not SERVICE_NAME.match(name):
+            # It names databases (<service>_db_<env>) and environment variables (<SERVICE>_DATABASE_URL).
+            raise BadInput(
+                f"{settings.schemas_dir / name}: a service folder name must be a lower-case identifier"
+                f" (letters, digits, _; starting with a letter), e.g. {_suggest(name)}; rename the folder"
+            )
         if name not in known:
             where = settings.schemas_dir / name
             listing = ", ".join(known) or "none"
@@ -99,6 +105,11 @@ def select_services(settings: Settings, names: list[str] | None) -> list[str]:
             " or use <SERVICE>_DATABASE_URL per service"
         )
     return chosen
+
+
+def _suggest(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9_]+", "_", name.lower()).strip("_") or "service"
+    return slug if slug[0].isalpha() else f"s_{slug}"
 
 
 @dataclass(frozen=True)

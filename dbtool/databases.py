@@ -7,7 +7,7 @@ from psycopg.conninfo import make_conninfo
 
 from . import server
 from .config import Settings, Target, resolve_target
-from .errors import Refused
+from .errors import DatabaseUnavailable, Refused
 from .migrate.state import State, read_state
 from .migrate.tree import Migration, load_tree
 
@@ -39,6 +39,23 @@ def peek_state(conninfo: str, tree: list[Migration], settings: Settings) -> Stat
         return read_state(conn, tree)
 
 
+def require_database(settings: Settings, service: str, then: str = "") -> tuple[str, str]:
+    """(conninfo, where) of a service's database that must exist already: the one check, with the one
+    exit code (3), that every command reading a database makes. `then` names what to run after."""
+    target = resolve_target(service, settings)
+    conninfo, where = locate(target, settings)
+    if not database_exists(conninfo, settings):
+        raise missing_database(settings, service, target.dbname, then)
+    return conninfo, where
+
+
+def missing_database(settings: Settings, service: str, dbname: str, then: str = "") -> DatabaseUnavailable:
+    env = f" --env {settings.env}" if settings.env != "dev" else ""
+    check = f", or check --env (now {settings.env})" if settings.env != "dev" else ""
+    return DatabaseUnavailable(f"{service}: database {dbname} does not exist; run 'dbtool migrate {service}{env}'"
+                               f"{then} first{check}")
+
+
 def migrated_conninfo(settings: Settings, service: str) -> tuple[str, str]:
     """(conninfo, description) of a service's database, refusing one that is missing or not fully migrated."""
 
@@ -48,7 +65,7 @@ def migrated_conninfo(settings: Settings, service: str) -> tuple[str, str]:
     state = peek_state(conninfo, tree, settings)
     first = f"run 'dbtool migrate {service}' first; nothing was written"
     if not state.database_exists:
-        raise Refused(f"{service}: database {target.dbname} does not exist; {first}")
+        raise missing_database(settings, service, target.dbname)
     if state.edited or state.missing:
         raise Refused(f"{service}: database {target.dbname} has drifted from its migrations;"
                       f" see 'dbtool status {service}'; nothing was written")

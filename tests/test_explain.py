@@ -249,4 +249,4 @@ def test_unknown_query_and_bad_options_are_bad_input(cli, project, migrated):
 
 def test_a_missing_database_is_refused(cli, project, server):
     env = {"CHAT_DATABASE_URL": server.conninfo("explain_missing_db")}
-    assert_one_line(explain(cli, project, env, "chat"), 4, "explain_missing_db does not exist", "dbtool migrate")
+    assert_one_line(explain(cli, project, env, "chat"), 3, "explain_missing_db does not exist", "dbtool migrate")

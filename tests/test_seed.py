@@ -180,7 +180,7 @@ def test_an_unmigrated_database_is_refused_and_nothing_is_written(cli, project, 
 def test_a_database_that_does_not_exist_is_refused_not_created(cli, project, server, fleet):
     _, env = fleet
     env = {**env, "CHAT_DATABASE_URL": server.conninfo("seed_missing_db")}
-    assert_one_line(seed(cli, project, env), 4, "database seed_missing_db does not exist")
+    assert_one_line(seed(cli, project, env), 3, "database seed_missing_db does not exist")
     with connect(server.admin) as conn:
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = 'seed_missing_db'").fetchone() is None
 

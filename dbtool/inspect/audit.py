@@ -20,9 +20,9 @@ from pglast.stream import maybe_double_quote_name
 from psycopg.conninfo import conninfo_to_dict
 
 from .. import server
-from ..config import Settings, describe, load_toml, resolve_target, select_services
-from ..databases import database_exists, locate
-from ..errors import BadInput, DatabaseUnavailable
+from ..config import Settings, describe, load_toml, select_services
+from ..databases import require_database
+from ..errors import BadInput
 from ..migrate.state import TRACKING_TABLES
 
 CONFIG_FILE = "dbtool.toml"
@@ -268,11 +268,7 @@ def audit(
         chosen = select_services(settings, services)
         silences = {s: load_silences(settings, s) for s in chosen}  # bad config fails before any connection
         for service in chosen:
-            target = resolve_target(service, settings)
-            conninfo, where = locate(target, settings)
-            if not database_exists(conninfo, settings):
-                raise DatabaseUnavailable(
-                    f"{service}: database {target.dbname} does not exist; run 'dbtool migrate {service}' first")
+            conninfo, where = require_database(settings, service)
             plans.append((service, conninfo, where, silences[service]))
     results = []
     for name, conninfo, where, silences_of in plans:

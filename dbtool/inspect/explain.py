@@ -26,8 +26,8 @@ from typing import Any
 import psycopg
 
 from .. import server
-from ..config import Settings, resolve_target, select_services
-from ..databases import database_exists, locate
+from ..config import Settings, select_services
+from ..databases import require_database
 from ..errors import BadInput, Refused
 from .plans import PlanNode, plan_nodes, plan_warnings
 from .queries import QUERIES_DIR, KeyQuery, load_queries
@@ -135,11 +135,7 @@ def explain(
 
 
 def _open(settings: Settings, service: str) -> tuple[psycopg.Connection, str]:
-    target = resolve_target(service, settings)
-    conninfo, where = locate(target, settings)
-    if not database_exists(conninfo, settings):
-        raise Refused(f"{service}: database {target.dbname} does not exist; run 'dbtool migrate {service}'"
-                      f" and 'dbtool seed {service}' first")
+    conninfo, where = require_database(settings, service, f" and 'dbtool seed {service}'")
     conn = server.connect(conninfo, wait=settings.wait)
     # Never prepare: a prepared statement run five times may switch to a generic plan, a different plan.
     conn.prepare_threshold = None

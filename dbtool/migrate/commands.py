@@ -15,8 +15,8 @@ from typing import Callable
 
 from .. import server
 from ..config import Settings, Target, resolve_target, select_services
-from ..databases import database_exists, locate, peek_state
-from ..errors import BadInput, DatabaseUnavailable
+from ..databases import locate, peek_state, require_database
+from ..errors import BadInput
 from ..signals import Interrupted
 from .results import Events, InOrder, ServiceResult
 from .state import check_version, plan_down, plan_up, read_state, refuse_drift
@@ -131,14 +131,9 @@ def sync_triggers(
     events = events or Events()
     results = []
     for service in select_services(settings, services):
-        target = resolve_target(service, settings)
-        conninfo, where = locate(target, settings)
+        conninfo, where = require_database(settings, service)
         events.target(service, where)
         result = ServiceResult(service, where)
-        if not database_exists(conninfo, settings):
-            raise DatabaseUnavailable(
-                f"{service}: database {target.dbname} does not exist; run 'dbtool migrate {service}' first"
-            )
         with server.connect(conninfo, wait=settings.wait) as conn:
             result.triggers = _sync_triggers(conn, service, events, dry_run)
         results.append(result)

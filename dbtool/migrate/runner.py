@@ -45,7 +45,10 @@ def _run(conn: psycopg.Connection, path: Path, statements: list[Statement], tran
             if pos:
                 line += st.sql[: int(pos) - 1].count("\n")
             message = (exc.diag.message_primary or str(exc)).strip()
-            if transactional:
+            rolling_back = str(path).endswith(".down.sql")
+            if transactional and rolling_back:
+                state = "nothing of this rollback took effect; the migration stays applied"
+            elif transactional:
                 state = "nothing of this migration was applied"
             else:
                 state = "statements before this one were committed (non-transactional migration)"

@@ -67,6 +67,8 @@ def summary(results: list[ServiceResult], verb: str, dry_run: bool, as_json: boo
     total = sum(len(r.done) for r in results)
     out.print(f"{verb} {total} migration{'s' if total != 1 else ''} in {len(results)} service"
               f"{'s' if len(results) != 1 else ''}")
+    if any(r.where.endswith("(embedded server)") for r in results):
+        line("the embedded server is left running for the next command; 'dbtool server stop' stops it")
 
 
 def status_data(results: list[ServiceResult]) -> list[dict]:
