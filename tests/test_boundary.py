@@ -216,3 +216,17 @@ def test_migrate_on_the_embedded_server_says_it_is_left_running(cli, project, tm
         from dbtool import server
 
         server.stop(data)
+
+
+def test_a_down_file_the_guard_cannot_parse_refuses_the_rollback_unless_forced(cli, project, db):
+    schemas = service(project, "CREATE TABLE a_items (id int);\n", "DROP TABLE a_items;\nDROPP TABLE nothing;\n")
+    env = {"SVC_DATABASE_URL": db}
+    assert cli("migrate", "svc", "--schemas-dir", schemas, env=env).exit_code == 0
+    result = cli("rollback", "svc", "--schemas-dir", schemas, env=env)
+    assert result.exit_code == 4
+    assert_no_crash(result)
+    assert "001_make_items.down.sql:2: the data-loss guard cannot parse this statement" in one_line(result)
+    assert tables(db) == {"a_items"}
+    forced = cli("rollback", "svc", "--force", "--schemas-dir", schemas, env=env)
+    assert forced.exit_code == 2  # forced past the guard, the server refuses the typo: nothing rolled back
+    assert tables(db) == {"a_items"}

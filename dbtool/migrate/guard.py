@@ -10,16 +10,23 @@ from ..errors import Refused
 from .tree import Migration
 
 
+class Unparsed(ValueError):
+    """A down statement the guard cannot read: it cannot tell what the statement drops."""
+
+
 def dropped_objects(sql: str) -> list[tuple[str, str | None]]:
-    """(table, column) pairs a statement drops; column None for a whole table. Parsed, not matched."""
+    """(table, column) pairs a statement drops; column None for a whole table. Parsed, not matched.
+
+    Unparsed when PostgreSQL's parser cannot read it: the guard then fails closed."""
     from pglast import parse_sql
     from pglast.enums import AlterTableType, ObjectType
+    from pglast.parser import ParseError
 
     found: list[tuple[str, str | None]] = []
     try:
         stmts = parse_sql(sql)
-    except Exception:  # pglast raises its own ParseError; the server will report the real problem
-        return found
+    except ParseError as exc:
+        raise Unparsed(str(exc)) from None
     for raw in stmts:
         node = raw.stmt
         kind = type(node).__name__
@@ -39,7 +46,12 @@ def dropped_objects(sql: str) -> list[tuple[str, str | None]]:
 def refuse_data_loss(conn: psycopg.Connection, plan: list[Migration]) -> None:
     for m in plan:
         for st in m.statements("down"):
-            for table, column in dropped_objects(st.sql):
+            try:
+                dropped = dropped_objects(st.sql)
+            except Unparsed as exc:
+                raise Refused(f"{m.down}:{st.line}: the data-loss guard cannot parse this statement ({exc}), so it"
+                              " cannot tell what it drops; fix the file, or roll back with --force") from None
+            for table, column in dropped:
                 if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None:
                     continue
                 ident = sql.Identifier(*table.split("."))
