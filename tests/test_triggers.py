@@ -172,3 +172,47 @@ def test_a_database_that_does_not_exist_is_not_created(cli, project, server):
     assert len(result.stderr.strip().splitlines()) == 1
     with connect(server.admin) as conn:
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = 'trig_missing_db'").fetchone() is None
+
+
+def _all_triggers(conninfo: str) -> list[tuple[str, str]]:
+    with connect(conninfo) as conn:
+        return conn.execute("""SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                               WHERE NOT t.tgisinternal ORDER BY 1, 2""").fetchall()
+
+
+def test_a_table_renamed_away_and_back_keeps_one_trigger(cli, project, db):
+    folder = project / "schemas" / "chat"
+    n = len(list(folder.glob("0*.down.sql")))
+    moves = [("rename_sessions_away", "ALTER TABLE chat_sessions RENAME TO chat_threads;",
+              "ALTER TABLE chat_threads RENAME TO chat_sessions;"),
+             ("rename_sessions_back", "ALTER TABLE chat_threads RENAME TO chat_sessions;",
+              "ALTER TABLE chat_sessions RENAME TO chat_threads;")]
+    for i, (name, up, down) in enumerate(moves, start=n + 1):
+        (folder / f"{i:03d}_{name}.sql").write_text(up + "\n")
+        (folder / f"{i:03d}_{name}.down.sql").write_text(down + "\n")
+    env = {"CHAT_DATABASE_URL": db}
+    for to in (n, n + 1, n + 2):  # one migrate each, so the sync runs while the table has its other name
+        assert cli("migrate", "chat", "--to", str(to), "--schemas-dir", project / "schemas", env=env).exit_code == 0
+    assert [t for t in _all_triggers(db) if t[0] == "chat_sessions"] == [
+        ("chat_sessions", "update_chat_sessions_updated_at")]
+    result = cli("triggers", "chat", "--schemas-dir", project / "schemas", env=env)
+    assert "up to date" in result.stdout
+
+
+def test_a_service_opts_out_of_the_trigger_sync_per_table_or_entirely(cli, project, new_db):
+    db = new_db()
+    config = project / "schemas" / "course" / "dbtool.toml"
+    config.write_text('[triggers]\nskip = ["courses"]\n')
+    env = {"COURSE_DATABASE_URL": db}
+    assert cli("migrate", "course", "--schemas-dir", project / "schemas", env=env).exit_code == 0
+    assert not [t for t in _all_triggers(db) if t[1] == "update_courses_updated_at"]
+    config.write_text("[triggers]\nsync = false\n")
+    other = new_db()
+    env = {"COURSE_DATABASE_URL": other}
+    assert cli("migrate", "course", "--schemas-dir", project / "schemas", env=env).exit_code == 0
+    assert not [t for t in _all_triggers(other) if t[1].startswith("update_")]
+    config.write_text("[triggers]\nsync = 'yes'\n")
+    result = cli("triggers", "course", "--schemas-dir", project / "schemas", env=env)
+    assert result.exit_code == 2
+    assert_no_crash(result)
+    assert "dbtool.toml: [triggers] takes sync = true|false" in result.stderr

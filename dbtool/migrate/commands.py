@@ -21,7 +21,7 @@ from ..signals import Interrupted
 from .results import Events, InOrder, ServiceResult
 from .state import check_version, plan_down, plan_up, read_state, refuse_drift
 from .tree import Migration, validate
-from .triggers import TriggerSync, sync_connection
+from .triggers import TriggerSync, sync_connection, trigger_policy
 
 
 def migrate(
@@ -45,7 +45,7 @@ def migrate(
 
         with server.connect(conninfo, wait=settings.wait, create=target.may_create) as conn:
             result.done = migrate_connection(conn, tree, to, settings.lock_timeout, report=result.reporter(relay))
-            result.triggers = _sync_triggers(conn, service, relay)
+            result.triggers = _sync_triggers(conn, settings, service, relay)
 
     return _each_service(settings, trees, events, work)
 
@@ -79,7 +79,7 @@ def rollback(
         with server.connect(conninfo, wait=settings.wait) as conn:
             result.done = rollback_connection(conn, tree, steps, to, everything, force, settings.lock_timeout,
                                               report=result.reporter(relay))
-            result.triggers = _sync_triggers(conn, service, relay)
+            result.triggers = _sync_triggers(conn, settings, service, relay)
 
     return _each_service(settings, trees, events, work)
 
@@ -117,9 +117,9 @@ def _each_service(settings: Settings, trees: dict[str, list[Migration]], events:
     return list(results.values())
 
 
-def _sync_triggers(conn, service: str, events: Events, dry_run: bool = False) -> TriggerSync:
+def _sync_triggers(conn, settings: Settings, service: str, events: Events, dry_run: bool = False) -> TriggerSync:
     """The updated_at triggers follow the schema the migrations just left, on the same connection."""
-    sync = sync_connection(conn, dry_run=dry_run)
+    sync = sync_connection(conn, dry_run=dry_run, policy=trigger_policy(settings.schemas_dir, service))
     events.triggers(service, sync)
     return sync
 
@@ -135,7 +135,7 @@ def sync_triggers(
         events.target(service, where)
         result = ServiceResult(service, where)
         with server.connect(conninfo, wait=settings.wait) as conn:
-            result.triggers = _sync_triggers(conn, service, events, dry_run)
+            result.triggers = _sync_triggers(conn, settings, service, events, dry_run)
         results.append(result)
     return results
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from ..errors import DbtoolError, Refused
+from ..config import load_toml
+from ..errors import BadInput, DbtoolError, Refused
 
 FUNCTION = "update_updated_at_column"
 COLUMN = "updated_at"
@@ -75,6 +77,26 @@ class Change:
         return f"{done} {self.kind} {self.name}{where}"
 
 
+@dataclass(frozen=True)
+class TriggerPolicy:
+    """A service's choice, in its dbtool.toml: `[triggers] sync = false` leaves every trigger alone
+    (an adopted schema where updated_at means something else); `skip = ["table", ...]` per table."""
+
+    sync: bool = True
+    skip: frozenset[str] = frozenset()
+
+
+def trigger_policy(schemas_dir: Path, service: str) -> TriggerPolicy:
+    path = schemas_dir / service / "dbtool.toml"
+    if not path.exists():
+        return TriggerPolicy()
+    section = load_toml(path).get("triggers", {})
+    sync, skip = section.get("sync", True), section.get("skip", [])
+    if not isinstance(sync, bool) or not isinstance(skip, list) or not all(isinstance(s, str) for s in skip):
+        raise BadInput(f"{path}: [triggers] takes sync = true|false and skip = [\"table\", ...]; fix the file")
+    return TriggerPolicy(sync, frozenset(skip))
+
+
 @dataclass
 class TriggerSync:
     """What a sync found and did: the tables kept current, and each change in the order it ran."""
@@ -103,9 +125,14 @@ def _drop_trigger(name: str, table: str) -> str:
     return sql.SQL("DROP TRIGGER {} ON {}").format(sql.Identifier(name), sql.Identifier(table)).as_string(None)
 
 
-def plan(conn: psycopg.Connection) -> TriggerSync:
-    """The changes that bring the database to one trigger per updated_at table, nothing else."""
-    tables = [r[0] for r in conn.execute(_TABLES, (COLUMN,)).fetchall()]
+def plan(conn: psycopg.Connection, policy: TriggerPolicy = TriggerPolicy()) -> TriggerSync:
+    """The changes that bring the database to one trigger per updated_at table, nothing else.
+
+    Triggers are found by what they do (a row-level BEFORE UPDATE calling our function), not only by
+    name: one left under an old name by a table renamed away and back is a duplicate, and goes."""
+    if not policy.sync:
+        return TriggerSync()
+    tables = [r[0] for r in conn.execute(_TABLES, (COLUMN,)).fetchall() if r[0] not in policy.skip]
     function = conn.execute(_FUNCTION, (FUNCTION,)).fetchone()
     fn_oid = function[0] if function else 0
     wanted = {trigger_name(t): t for t in tables}
@@ -123,7 +150,9 @@ def plan(conn: psycopg.Connection) -> TriggerSync:
     kept: set[str] = set()
     remaining_users = 0  # triggers left calling the function once this plan has run
     for table, name, ours, as_expected in existing:
-        if wanted.get(name) == table and ours and as_expected:
+        if table in policy.skip:
+            remaining_users += 1 if ours else 0  # the service manages this table's triggers itself
+        elif wanted.get(name) == table and ours and as_expected:
             kept.add(table)
             remaining_users += 1
         elif wanted.get(name) == table:
@@ -133,6 +162,9 @@ def plan(conn: psycopg.Connection) -> TriggerSync:
             kept.add(table)
             remaining_users += 1
         elif ours and table not in wanted.values():
+            changes.append(Change("drop", "trigger", name, table, (_drop_trigger(name, table),)))
+        elif ours and as_expected:
+            # The convention's trigger under another name (a rename's leftover): the same work twice.
             changes.append(Change("drop", "trigger", name, table, (_drop_trigger(name, table),)))
         elif ours:
             remaining_users += 1  # someone else's trigger on our function: leave it alone
@@ -147,12 +179,13 @@ def plan(conn: psycopg.Connection) -> TriggerSync:
     return result
 
 
-def sync_connection(conn: psycopg.Connection, dry_run: bool = False) -> TriggerSync:
+def sync_connection(conn: psycopg.Connection, dry_run: bool = False,
+                    policy: TriggerPolicy = TriggerPolicy()) -> TriggerSync:
     """Plan and apply in one transaction, so a failure leaves the triggers as they were."""
     try:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", LOCK_KEYS)
-            result = plan(conn)
+            result = plan(conn, policy)
             result.dry_run = dry_run
             if not dry_run:
                 for change in result.changes:

@@ -29,7 +29,7 @@ from ..errors import DatabaseUnavailable, DbtoolError
 from ..migrate.runner import rollback_connection
 from ..migrate.tree import Migration, load, validate
 from ..migrate.triggers import COLUMN, plan, sync_connection
-from .build import migrate_and_sync
+from .build import migrate_and_sync, policy_of
 from .compare import Difference, Side, compare
 from .dump import SCHEMA_FILE, pg_dump, render_file
 from .scratch import scratch_database, scratch_name, scratch_server
@@ -101,7 +101,7 @@ class _Walk:
     def rollback_one(self, conn: psycopg.Connection) -> None:
         # As `dbtool rollback` does; the scratch database holds no rows, so nothing to guard.
         rollback_connection(conn, self.tree, steps=1, force=True, lock_timeout=self.settings.lock_timeout)
-        sync_connection(conn)
+        sync_connection(conn, policy=policy_of(self.tree))
 
     def run(self) -> bool:
         """True when the walk got to the end (its checks may still have failed)."""
@@ -143,7 +143,7 @@ class _Walk:
                  "up files build another schema after a round trip" if difference else "", difference)
         self._schema_file(final)
         self.step = "triggers"
-        sync = sync_connection(conn)
+        sync = sync_connection(conn, policy=policy_of(self.tree))
         tables = ", ".join(sync.tables) or "no table"
         self.add("triggers: a second sync changes nothing", not sync.changes,
                  f"would change: {'; '.join(c.describe() for c in sync.changes)}" if sync.changes
