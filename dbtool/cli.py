@@ -406,6 +406,9 @@ def schema_check(settings: "Settings", services: Services = None, scratch_dsn: S
 
 @command(app)
 def verify(settings: "Settings", services: Services = None, scratch_dsn: ScratchDsn = None,
+           strict_column_order: Annotated[bool, typer.Option(
+               "--strict-column-order", help="Also fail a down file whose re-added columns come back in another"
+                                              " order (PostgreSQL appends them; off by default).")] = False,
            json: Json = False) -> bool:
     """On scratch databases: migrate, roll back, migrate again; compare with schema.sql; run triggers and seeds.
 
@@ -415,7 +418,8 @@ def verify(settings: "Settings", services: Services = None, scratch_dsn: Scratch
     from .render.schemafile import verify_progress, verify_summary
     from .schemafile.verify import verify
 
-    report = verify(settings, services, scratch_dsn, events=verify_progress(json))
+    report = verify(settings, services, scratch_dsn, events=verify_progress(json),
+                    strict_column_order=strict_column_order)
     verify_summary(report, json)
     return not report.ok
 

@@ -370,3 +370,28 @@ def test_the_scratch_server_can_come_from_the_environment(cli, project, server):
                for where in scratch.values())
     assert all(where.endswith("(--scratch-dsn)") for where in scratch.values())
     assert scratch_databases(server) == []
+
+
+def test_a_difference_is_reported_once_where_it_began_and_column_order_is_not_compared(cli, project, server):
+    folder, n = project / "schemas" / "identity", int(next_number("identity"))
+    steps = [
+        # Leaves its column behind: every step below it would show it again.
+        ("add_users_nickname", "ALTER TABLE users ADD COLUMN nickname text;", "SELECT 1;"),
+        ("add_users_motto", "ALTER TABLE users ADD COLUMN motto text;", "ALTER TABLE users DROP COLUMN motto;"),
+        # Drops a column and its down file adds it back: it returns last, in another order.
+        ("drop_users_bio", "ALTER TABLE users DROP COLUMN bio;", "ALTER TABLE users ADD COLUMN bio TEXT;"),
+    ]
+    for i, (name, up, down) in enumerate(steps, start=n):
+        (folder / f"{i:03d}_{name}.sql").write_text(up + "\n")
+        (folder / f"{i:03d}_{name}.down.sql").write_text(down + "\n")
+    result = verify(cli, project, server, "identity", "--json")
+    assert result.exit_code == 1, result.output
+    bad = failed(json.loads(result.stdout))
+    nickname = [c for c in bad if c["check"].startswith("down") and any("nickname" in o for o in c["objects"] or [])]
+    assert [c["check"] for c in nickname] == [f"down {n:03d}_add_users_nickname restores the schema from before its up"]
+    assert not any(c["check"].startswith(f"down {n + 2:03d}_drop_users_bio") for c in bad)  # order only
+    carried = [c for c in bad if c["check"] == f"differences of down {n:03d}_add_users_nickname"]
+    # 004, 003 and 002 still show the column; 001 drops the users table and the column with it.
+    assert carried and f"in {n - 2} later step(s)" in carried[0]["detail"]
+    strict = verify(cli, project, server, "identity", "--json", "--strict-column-order")
+    assert any(c["check"].startswith(f"down {n + 2:03d}_drop_users_bio") for c in failed(json.loads(strict.stdout)))

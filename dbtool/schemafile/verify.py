@@ -83,6 +83,7 @@ class _Walk:
                  report: VerifyReport, events: VerifyEvents):
         self.service, self.conninfo, self.tree, self.settings = service, conninfo, tree, settings
         self.report, self.events = report, events
+        self.strict_column_order = False  # a re-added column comes back last: order is not compared
         self.step = "the round trip"  # the check a failing step is reported under
 
     def add(self, name: str, ok: bool, detail: str = "", difference: Difference | None = None) -> bool:
@@ -123,6 +124,10 @@ class _Walk:
             self.migrate(conn, m.version)
             before.append(self.dump())
             self.add(f"up {m.id}", True)
+        # Each difference is reported once, at the down step that introduced it: a column a down file
+        # leaves behind stays there for every step below, which would otherwise repeat it each time.
+        introduced: dict[str, str] = {}  # finding -> the step that introduced it
+        carried: dict[str, int] = {}  # step -> later steps that still show its differences
         for i in reversed(range(len(self.tree))):
             m = self.tree[i]
             self.step = f"down {m.id}"
@@ -130,10 +135,30 @@ class _Walk:
                 self.add(f"down {m.id}", True, "marked irreversible; the round trip stops going down here")
                 break
             self.rollback_one(conn)
-            difference = compare(before[i], self.dump(), Side(
-                f"the schema before {m.up.name}", f"the schema after {m.down.name}"), ("before up", "after down"))
-            reason = f"{m.down} does not undo {m.up.name}" if difference else ""
-            self.add(f"down {m.id} restores the schema from before its up", not difference, reason, difference)
+            after = self.dump()
+            difference = compare(before[i], after, Side(
+                f"the schema before {m.up.name}", f"the schema after {m.down.name}"), ("before up", "after down"),
+                column_order=self.strict_column_order)
+            # The same objects worded without the step's file names, to recognise them at the next step.
+            keys = compare(before[i], after, Side("before", "after"), column_order=self.strict_column_order)
+            found = list(zip(keys.findings(), difference.findings())) if difference else []
+            new = [(key, text) for key, text in found if key not in introduced]
+            for origin in dict.fromkeys(introduced[key] for key, _ in found if key in introduced):
+                carried[origin] = carried.get(origin, 0) + 1
+            for key, _ in new:
+                introduced[key] = m.id
+            name = f"down {m.id} restores the schema from before its up"
+            if new:
+                check = Check(self.service, name, False, f"{m.down} does not undo {m.up.name}")
+                check.objects = [text for _, text in new]
+                check.diff = difference.diff
+                _add(self.report, self.events, check)
+            else:
+                note = "" if not found else f"only the {len(found)} difference(s) already reported above"
+                self.add(name, True, note)
+        for origin, steps in carried.items():
+            self.add(f"differences of down {origin}", False,
+                     f"still there in {steps} later step(s) below it; fixing {origin}'s down file fixes those too")
         self.step = "migrating again"
         self.migrate(conn)
         final = self.dump()
@@ -162,8 +187,10 @@ class _Walk:
 
 
 def verify(settings: Settings, services: list[str] | None = None, scratch_dsn: str | None = None,
-           events: VerifyEvents | None = None) -> VerifyReport:
-    """Round-trip every selected service on scratch databases; the report's checks say what held."""
+           events: VerifyEvents | None = None, strict_column_order: bool = False) -> VerifyReport:
+    """Round-trip every selected service on scratch databases; the report's checks say what held.
+
+    Column order is not compared unless `strict_column_order`: PostgreSQL puts a re-added column last."""
     events = events or VerifyEvents()
     trees = validate(settings, services)
     selected = list(trees)
@@ -185,7 +212,9 @@ def verify(settings: Settings, services: list[str] | None = None, scratch_dsn: s
                 _migrate_only(scratch[service], load(settings, service), settings)
                 continue
             events.target(service, report.scratch[service])
-            if _Walk(service, scratch[service], trees[service], settings, report, events).run():
+            walk = _Walk(service, scratch[service], trees[service], settings, report, events)
+            walk.strict_column_order = strict_column_order
+            if walk.run():
                 _seeds(seed_settings, service, report, events)
                 _updates_keep_updated_at(scratch[service], service, settings, report, events)
     return report
