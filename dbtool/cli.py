@@ -424,6 +424,23 @@ def verify(settings: "Settings", services: Services = None, scratch_dsn: Scratch
     return not report.ok
 
 
+@command(app, shared=LOCKING)
+def baseline(
+    settings: "Settings", service: Annotated[str, typer.Argument(help="The service folder under schemas/ (no migrations yet).")],
+    yes: Yes = False,
+) -> None:
+    """Adopt a live database: write 001_baseline.sql from its schema and record it as applied there.
+
+    The folder must hold no migrations and the database no dbtool records. The updated_at triggers
+    the next migrate would add are printed, not added: opt out in dbtool.toml [triggers] if needed.
+    """
+    from .render.schemafile import baselined
+    from .schemafile.baseline import baseline
+
+    _confirm_prod(settings, yes, "record a baseline in")
+    baselined(baseline(settings, service))
+
+
 # ---------------------------------------------------------------- the embedded server
 
 

@@ -230,3 +230,54 @@ def test_a_down_file_the_guard_cannot_parse_refuses_the_rollback_unless_forced(c
     forced = cli("rollback", "svc", "--force", "--schemas-dir", schemas, env=env)
     assert forced.exit_code == 2  # forced past the guard, the server refuses the typo: nothing rolled back
     assert tables(db) == {"a_items"}
+
+
+LEGACY = """
+CREATE TYPE mood AS ENUM ('calm', 'busy');
+CREATE TABLE authors (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), name text NOT NULL, state mood);
+CREATE TABLE books (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    author_id uuid NOT NULL REFERENCES authors (id), title text NOT NULL,
+                    updated_at timestamptz NOT NULL DEFAULT now());
+CREATE INDEX idx_books_author_id ON books (author_id);
+CREATE VIEW book_titles AS SELECT title FROM books;
+"""
+
+
+def test_baseline_adopts_a_live_database_and_the_same_folder_builds_it_again(cli, project, new_db):
+    live, empty = new_db("legacy"), new_db("rebuilt")
+    with connect(live) as conn:
+        conn.execute(LEGACY)
+        conn.execute("INSERT INTO authors (name) VALUES ('Ada')")
+    (project / "schemas" / "legacy").mkdir()
+    schemas = project / "schemas"
+    result = cli("baseline", "legacy", "--schemas-dir", schemas, env={"LEGACY_DATABASE_URL": live})
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.stdout and "001_baseline.sql" in result.stdout
+    assert "would add: created trigger update_books_updated_at on books" in result.stdout  # shown, not done
+    down = (schemas / "legacy" / "001_baseline.down.sql").read_text()
+    assert down.startswith("-- dbtool: irreversible")
+    status = cli("status", "legacy", "--exit-code", "--schemas-dir", schemas, env={"LEGACY_DATABASE_URL": live})
+    assert status.exit_code == 0, status.output
+    with connect(live) as conn:  # the data stayed, nothing was rebuilt, no trigger was added yet
+        assert conn.execute("SELECT name FROM authors").fetchall() == [("Ada",)]
+        assert conn.execute("SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal").fetchone()[0] == 0
+    rebuilt = cli("migrate", "legacy", "--schemas-dir", schemas, env={"LEGACY_DATABASE_URL": empty})
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert cli("migrate", "legacy", "--schemas-dir", schemas, env={"LEGACY_DATABASE_URL": live}).exit_code == 0
+    assert cli("schema", "dump", "legacy", "--schemas-dir", schemas, env={"LEGACY_DATABASE_URL": live}).exit_code == 0
+    check = cli("schema", "check", "legacy", "--schemas-dir", schemas, env={"LEGACY_DATABASE_URL": live})
+    assert check.exit_code == 0, check.output
+    again = cli("baseline", "legacy", "--schemas-dir", schemas, env={"LEGACY_DATABASE_URL": live})
+    assert again.exit_code == 4
+    assert_no_crash(again)
+    assert "already has migrations" in one_line(again)
+
+
+def test_baseline_refuses_a_database_that_dbtool_already_manages(cli, project, migrated):
+    dbs, _ = migrated
+    (project / "schemas" / "legacy").mkdir()
+    result = cli("baseline", "legacy", "--schemas-dir", project / "schemas",
+                 env={"LEGACY_DATABASE_URL": dbs["course"]})
+    assert result.exit_code == 4
+    assert "already records applied migrations" in one_line(result)
+    assert not list((project / "schemas" / "legacy").iterdir())

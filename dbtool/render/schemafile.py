@@ -120,3 +120,13 @@ def verify_summary(report: VerifyReport, as_json: bool) -> None:
     verdict = f"{len(failed)} FAILED ({', '.join(sorted({c.service for c in failed}))})" if failed else "all hold"
     line(f"verified {len(report.services)} service(s), {len(report.checks)} checks: {verdict};"
          f" scratch databases dropped")
+
+
+def baselined(result) -> None:  # noqa: ANN001 - schemafile.baseline.BaselineResult
+    line(f"{result.service}: wrote {result.up} ({result.objects} objects) and {result.down.name};"
+         f" recorded as applied in {result.where}")
+    for change in result.triggers:
+        line(f"  the next migrate's trigger sync would add: {change.describe()}")
+    if result.triggers:
+        line("  (to keep updated_at as the application sets it, add [triggers] sync = false or skip = [...]"
+             " to the service's dbtool.toml first)")
