@@ -281,3 +281,39 @@ def test_baseline_refuses_a_database_that_dbtool_already_manages(cli, project, m
     assert result.exit_code == 4
     assert "already records applied migrations" in one_line(result)
     assert not list((project / "schemas" / "legacy").iterdir())
+
+
+@pytest.fixture
+def weak_role(server):
+    """A login role with no rights on anything it did not create; dropped afterwards."""
+    name = f"weak_{os.getpid()}"
+    with psycopg.connect(server.admin, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {name}")
+        conn.execute(f"CREATE ROLE {name} LOGIN")
+    yield name
+    with psycopg.connect(server.admin, autocommit=True) as conn:
+        for (db,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 't\\_%%'").fetchall():
+            with psycopg.connect(server.conninfo(db), autocommit=True) as other:
+                other.execute(f"DROP OWNED BY {name}")
+        conn.execute(f"DROP ROLE IF EXISTS {name}")
+
+
+@pytest.mark.parametrize("command", [["status", "course"], ["audit-indexes", "course"], ["seed", "course"],
+                                     ["migrate", "course"], ["triggers", "course"], ["explain", "course"]])
+def test_a_role_without_rights_gets_one_line_naming_the_privilege(cli, project, migrated, server, weak_role,
+                                                                   command):
+    dbs, _ = migrated
+    dsn = server.conninfo(psycopg.conninfo.conninfo_to_dict(dbs["course"])["dbname"], user=weak_role)
+    with connect(dbs["course"]) as conn:  # PostgreSQL 15's default: no CREATE on public for others
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    folder = project / "schemas" / "course"
+    n = len(list(folder.glob("0*.down.sql"))) + 1
+    (folder / f"{n:03d}_add_notes.sql").write_text("CREATE TABLE course_notes (id int);\n")
+    (folder / f"{n:03d}_add_notes.down.sql").write_text("DROP TABLE course_notes;\n")
+    env = {"COURSE_DATABASE_URL": dsn, "IDENTITY_DATABASE_URL": dsn}
+    result = cli(*command, "--schemas-dir", project / "schemas", env=env)
+    assert result.exit_code in (3, 4), result.output
+    assert_no_crash(result)
+    line = one_line(result)
+    assert "permission denied" in line or "not allowed" in line, line
+    assert "GRANT " in line or "owner" in line, line
