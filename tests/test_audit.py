@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 
+from datetime import timedelta
+
 import psycopg
 import pytest
 from conftest import SCHEMAS, assert_no_crash, connect
 from fleet import SERVICES
 
 from dbtool.errors import BadInput
-from dbtool.inspect.audit import QUERIES, AuditReport, audit_connection, parse_size
+from dbtool.inspect.audit import QUERIES, AuditReport, audit_connection, parse_size, unused_level
 from dbtool.migrate.runner import migrate_connection
 from dbtool.migrate.tree import load_tree
 from dbtool.schemafile.snapshot import snapshot
@@ -433,3 +435,18 @@ def snap(conninfo: str) -> dict:
 def _index_exists(conninfo: str, name: str) -> bool:
     with connect(conninfo) as conn:
         return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
+
+
+def test_writes_and_analyze_are_not_usage_and_unused_is_levelled_by_the_statistics_age(db):
+    run(db, "CREATE TABLE notes (id int PRIMARY KEY, body text)", "CREATE INDEX idx_notes_body ON notes (body)",
+        "SELECT pg_stat_reset()", "INSERT INTO notes SELECT g, 'n' || g FROM generate_series(1, 500) g",
+        "ANALYZE notes")
+    report = audit(db)
+    assert not report.usage_checked and "writes and ANALYZE do not count" in report.notice
+    run(db, "SELECT count(*) FROM notes WHERE id = 3")  # a real read, by the primary key
+    report = audit(db)
+    assert report.usage_checked
+    found = finding(report, "idx_notes_body")
+    assert (found.level, found.kind) == ("info", "unused")
+    assert "min since the statistics were reset" in found.evidence and "too soon to be sure" in found.evidence
+    assert unused_level(timedelta(days=8)) == "warning" and unused_level(timedelta(hours=5)) == "info"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 from pglast.stream import maybe_double_quote_name
@@ -46,8 +46,11 @@ _USER_RELATION = """n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
   AND t.relname <> ALL(%(skip)s::text[])
   AND t.oid NOT IN (SELECT objid FROM pg_depend WHERE classid = 'pg_class'::regclass AND deptype = 'e')"""
 
+# How long the statistics have been gathered: since their reset, or (never reset) at least since the
+# server started, the latest moment they can be known to have begun.
 _DATABASE = """
-SELECT current_database(), d.stats_reset, current_setting('track_counts')::boolean
+SELECT current_database(), d.stats_reset, current_setting('track_counts')::boolean,
+       now() - coalesce(d.stats_reset, pg_postmaster_start_time())
 FROM pg_stat_database d WHERE d.datname = current_database()"""
 
 _INDEXES = f"""
@@ -292,16 +295,20 @@ def audit_connection(
     """Every finding on one open connection, with QUERIES catalog queries in all."""
     params = {"skip": list(TRACKING_TABLES)}
     cur = conn.cursor()
-    database, stats_reset, track_counts = cur.execute(_DATABASE).fetchone()  # type: ignore[misc]
+    database, stats_reset, track_counts, stats_age = cur.execute(_DATABASE).fetchone()  # type: ignore[misc]
     indexes = [_index(row) for row in cur.execute(_INDEXES, params).fetchall()]
     foreign_keys = cur.execute(_FOREIGN_KEYS, params).fetchall()
     tables = cur.execute(_TABLES, params).fetchall()
     cur.close()
 
-    # Rows read, written, present or analysed; not seq_scan alone: CREATE INDEX counts as a scan.
+    # Real reads only: an index scan, or more sequential scans than building the table's indexes
+    # made. Rows written by a seed or an ANALYZE say nothing about which indexes queries use.
+    built = {}
+    for index in indexes:
+        built[index.table_oid] = built.get(index.table_oid, 0) + 1
     has_stats = track_counts and any(
-        (seq_read or 0) + (idx or 0) + (live or 0) + writes > 0 or analysed
-        for _, _, _, _, _, seq_read, idx, live, writes, analysed, _ in tables
+        (idx or 0) > 0 or (seq or 0) > built.get(oid, 0)
+        for oid, _, _, _, seq, _, idx, _, _, _, _ in tables
     )
     notice = None
     if not tables:
@@ -310,9 +317,9 @@ def audit_connection(
         notice = (f"database {database} collects no statistics (track_counts is off); unused-index and"
                   " sequential-scan checks skipped; set track_counts = on and audit after a day of traffic")
     elif not has_stats:
-        notice = (f"database {database} has no usage statistics yet (no table read, written or analysed"
-                  " since the statistics began); unused-index and sequential-scan checks skipped;"
-                  " audit again after real traffic")
+        notice = (f"database {database} has no usage statistics yet (no query has read a table in the"
+                  f" {_age(stats_age)} since the statistics began; writes and ANALYZE do not count);"
+                  " unused-index and sequential-scan checks skipped; audit again after real traffic")
 
     findings: dict[tuple, AuditFinding] = {}  # one finding per subject: the first, most severe kind wins
     live = [i for i in indexes if i.valid and not i.partition]
@@ -320,7 +327,8 @@ def audit_connection(
     for finding in (
         _invalid(indexes) + _duplicates(pairs) + _redundant(live, pairs)
         + _missing_fk_indexes(foreign_keys, indexes, tables)
-        + (_unused(live, foreign_keys, stats_reset, min_size_bytes) + _seq_scans(tables) if has_stats else [])
+        + (_unused(live, foreign_keys, stats_reset, stats_age, min_size_bytes) + _seq_scans(tables)
+           if has_stats else [])
     ):
         findings.setdefault((finding.schema, finding.table, finding.subject), finding)
 
@@ -345,9 +353,9 @@ def _index(row: tuple) -> AuditIndex:
                  pred, tuple(columns), size, scans, conname, contype, partition, referenced)
 
 
-def _finding(kind: str, index: AuditIndex, evidence: str, fix: str) -> AuditFinding:
-    return AuditFinding(KIND_LEVEL[kind], kind, index.schema, index.table, index.name, index.name, index.size,
-                   evidence, fix)
+def _finding(kind: str, index: AuditIndex, evidence: str, fix: str, level: str | None = None) -> AuditFinding:
+    return AuditFinding(level or KIND_LEVEL[kind], kind, index.schema, index.table, index.name, index.name,
+                        index.size, evidence, fix)
 
 
 def _drop(index: AuditIndex) -> str:
@@ -488,13 +496,33 @@ def _missing_fk_indexes(foreign_keys: list[tuple], indexes: list[AuditIndex], ta
     return found
 
 
+UNUSED_SURE = timedelta(days=7)  # a week of traffic covers the weekly jobs and reports
+UNUSED_TOO_SOON = timedelta(days=1)
+
+
+def unused_level(stats_age: timedelta) -> str:
+    """An index unused for a week of statistics is worth a warning; for less, it may serve a job that
+    has not run yet: information, with the age said."""
+    return "warning" if stats_age >= UNUSED_SURE else "info"
+
+
+def _age(age: timedelta) -> str:
+    if age >= timedelta(days=2):
+        return f"{age.days} days"
+    hours = int(age.total_seconds() // 3600)
+    return f"{hours} h {int(age.total_seconds() // 60) % 60} min" if hours else f"{int(age.total_seconds() // 60)} min"
+
+
 def _unused(indexes: list[AuditIndex], foreign_keys: list[tuple], stats_reset: datetime | None,
-            min_size: int) -> list[AuditFinding]:
+            stats_age: timedelta, min_size: int) -> list[AuditFinding]:
     fk_columns: dict[int, list[set[int]]] = {}
     for fk in foreign_keys:
         fk_columns.setdefault(fk[1], []).append(set(fk[5]))  # conrelid, conkey
-    since = (f"since the statistics were reset at {stats_reset:%Y-%m-%d %H:%M:%S %Z}".rstrip()
-             if stats_reset else "since the statistics began (never reset)")
+    since = (f"in the {_age(stats_age)} since the statistics were reset at"
+             f" {stats_reset:%Y-%m-%d %H:%M:%S %Z}".rstrip() if stats_reset
+             else f"in the {_age(stats_age)} (at least) since the statistics began")
+    if stats_age < UNUSED_TOO_SOON:
+        since += "; too soon to be sure, audit again after a week of traffic"
     found = []
     for index in indexes:
         if index.scans != 0 or index.enforces or index.constraint or index.size < min_size:
@@ -502,9 +530,9 @@ def _unused(indexes: list[AuditIndex], foreign_keys: list[tuple], stats_reset: d
         if any(_leads_with(index, cols) for cols in fk_columns.get(index.table_oid, [])):
             continue  # it serves a foreign key's checks, which are not counted as scans
         found.append(_finding(
-            "unused", index,
+            "unused", index, level=unused_level(stats_age), evidence=
             f"{index.describe()} was never scanned {since}; it costs {pretty_size(index.size)} and slows every"
-            " write", f"DROP INDEX CONCURRENTLY IF EXISTS {index.qualified};"))
+            " write", fix=f"DROP INDEX CONCURRENTLY IF EXISTS {index.qualified};"))
     return found
 
 
