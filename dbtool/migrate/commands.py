@@ -33,6 +33,8 @@ def migrate(
     trees = validate(settings, services)
     if to is not None and len(trees) > 1:
         raise BadInput("--to names one service's version; name one SERVICE with --to")
+    for tree in trees.values():
+        check_version(tree, to, "--to")  # before any connection
 
     def work(service: str, tree: list[Migration], target: Target, conninfo: str, result: ServiceResult,
              relay: Events) -> None:
@@ -65,6 +67,8 @@ def rollback(
     trees = validate(settings, services)
     if to is not None and len(trees) > 1:
         raise BadInput("--to names one service's version; name one SERVICE with --to")
+    for tree in trees.values():
+        check_version(tree, to, "--to")  # before any connection
 
     def work(service: str, tree: list[Migration], target: Target, conninfo: str, result: ServiceResult,
              relay: Events) -> None:
