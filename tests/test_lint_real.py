@@ -85,6 +85,15 @@ def test_missing_down_file_is_a_finding_and_the_up_file_is_linted(tmp_path):
     assert report.files == 3
 
 
+def test_misnamed_file_in_a_tree_is_a_finding_and_is_linted_on_its_own(tmp_path):
+    folder = service(tmp_path / "svc", [(USERS, "DROP TABLE users;")])
+    (folder / "add_bio.sql").write_text("ALTER TABLE users ADD COLUMN bio JSON;\n")
+    assert found(run(folder)) == {
+        ("tree", "not a migration file name"),
+        ("prefer-jsonb", "users.bio is JSON: stored as text, re-parsed on every read, no indexing or equality"),
+    }
+
+
 def test_one_file_of_a_broken_tree_reports_its_own_problems_only(tmp_path):
     folder = _broken_tree(tmp_path)
     report = run(folder / "003_step_3.sql")
