@@ -354,6 +354,9 @@ def lint(
         show_default=False)] = None,
     output_format: Annotated[str, typer.Option(
         "--format", help="text, json, or github (workflow annotations on the pull request).")] = "text",
+    rules: Annotated[Optional[str], typer.Option(
+        "--rules", help="all, or safety (locking, safety and down-file rules only, for a foreign schema);"
+        " default: [lint] rules in the service's dbtool.toml, else all.", show_default=False)] = None,
     json: Json = False,
 ) -> bool:
     """Check migrations offline: naming, types, constraints, timestamps, locking safety, down files.
@@ -366,7 +369,7 @@ def lint(
     from .render.lint import lint as show
 
     fmt = chosen_format(output_format, json)
-    report = lint(settings, paths)
+    report = lint(settings, paths, rules)
     show(report, fmt)
     return bool(report.errors)
 

@@ -38,37 +38,45 @@ from .source import Source, Stmt, parse_source
 class Linter:
     """Walks one service's migrations in order; findings are collected in self.report."""
 
-    def __init__(self, report: LintReport, keep: set[Path] | None = None):
+    def __init__(self, report: LintReport, keep: set[Path] | None = None, rules: frozenset[str] | None = None):
         self.report = report
         self.keep = keep  # report findings in these files only; None: every file
+        self.rules = frozenset(RULES) if rules is None else rules
         self.tables: dict[str, Table] = {}
         self.fks: list[_Pending] = []
         self.source: Source
         self.here: set[str] = set()  # tables the file being read creates
         self.created: list[tuple[tuple, At]] = []  # objects the up file creates, for its down file
         self.dropped: set[tuple] = set()
+        # Object key -> (table, columns): dropping the table, or one of the columns, drops the object too.
+        self.depends: dict[tuple, tuple[str, set[str]]] = {}
+        self.partitions: set[str] = set()  # tables attached to a partitioned table (ATTACH PARTITION)
+        self.functions: set[str] = set()  # functions the up files so far create
 
     # ------------------------------------------------------------ driving
 
     def migration(self, m: Migration) -> None:
         up = parse_source(m.up, m.text("up"), "up", m.transactional("up"))
-        down = parse_source(m.down, m.text("down"), "down", m.transactional("down"))
-        self.created = []
+        self.created, self.depends = [], {}
         self.read(up)
         for pending in self.fks:
             self._check_fk_index(pending)
         self.fks = []
+        if not m.down.exists():
+            return  # a tree finding says the down file is missing
+        down = parse_source(m.down, m.text("down"), "down", m.transactional("down"))
         # The down file is checked, not applied: later migrations build on the up file's result.
         forward, created = copy.deepcopy(self.tables), self.created
         self.created, self.dropped = [], set()
         self.read(down)
+        restored = {key for key, _ in self.created}
         self.tables, self.created, self.fks = forward, created, []
         if m.irreversible:
             at = At(down, Stmt(ast.SelectStmt(), 0, {}), 0)
             self.find("down-incomplete", at, f"{m.id} is marked irreversible: rollback refuses it",
                       "write the down file if the change can be undone", level=WARNING)
         else:
-            self._check_down(up)
+            self._check_down(up, restored)
 
     def loose(self, path: Path, text: str) -> None:
         # A down file outside a tree still undoes something: dropping is its job.
@@ -80,6 +88,10 @@ class Linter:
 
     def read(self, source: Source) -> None:
         self.source, self.here = source, set()
+        # pg_dump creates a partition as a plain table and attaches it further down the file.
+        self.partitions |= {cmd.def_.name.relname for stmt in source.statements
+                            if isinstance(stmt.node, ast.AlterTableStmt) for cmd in stmt.node.cmds or ()
+                            if cmd.subtype == AlterTableType.AT_AttachPartition}
         for stmt in source.statements:
             handler = getattr(self, f"_{type(stmt.node).__name__}", None)
             if handler is not None:
@@ -91,7 +103,7 @@ class Linter:
                           "add IF NOT EXISTS / IF EXISTS")
 
     def find(self, rule: str, at: At, message: str, fix: str, level: str | None = None) -> None:
-        if self.keep is not None and at.source.path not in self.keep:
+        if rule not in self.rules or (self.keep is not None and at.source.path not in self.keep):
             return
         line, col = at.source.position(at.offset)
         finding = Finding(rule, level or RULES[rule], str(at.source.path), line, col, message, fix)
@@ -122,13 +134,19 @@ class Linter:
         name = node.relation.relname
         at = self.at(stmt, node.relation)
         self.here.add(name)
-        if node.partbound is not None:
+        if node.partbound is not None or name in self.partitions:
             # A partition takes its columns and keys from its parent, and goes when the parent goes.
+            self.partitions.add(name)
             self.tables[name] = Table(name, None)
+            parent = node.inhRelations[0].relname if node.partbound is not None else None
+            self.created.append((("partition", name, parent), at))
             return
         self._table_name(name, at)
         self.tables[name] = t = Table(name, at)
         self.created.append((("table", name), at))
+        for parent in node.inhRelations or ():
+            # INHERITS: the parent's columns are the child's too (its keys and indexes are not).
+            t.columns.update(copy.deepcopy(self.table(parent.relname).columns))
         for elt in node.tableElts or ():
             if isinstance(elt, ast.ColumnDef):
                 self._column(stmt, t, elt, added=False)
@@ -138,7 +156,9 @@ class Linter:
     def _IndexStmt(self, stmt: Stmt, node: ast.IndexStmt) -> None:
         table, name = node.relation.relname, node.idxname
         at = self.at(stmt, node.relation)
-        if name is None:
+        if table in self.partitions:
+            pass  # PostgreSQL names a partition's copy of its parent's index; pg_dump shows that name
+        elif name is None:
             self.find("index-name", at, f"index on {table} has no name; PostgreSQL will make one up",
                       f"name it idx_{table}_<columns>")
         elif not name.startswith(f"idx_{table}_"):
@@ -155,6 +175,9 @@ class Linter:
         self.table(table).indexes.append(Index(name, columns, _serves_live_rows(node.whereClause)))
         if name:
             self.created.append((("index", name), at))
+            used = {p.name for p in node.indexParams or () if p.name} | _column_refs(node.indexParams) \
+                | _column_refs(node.whereClause)
+            self.depends[("index", name)] = (table, used)
 
     def _AlterTableStmt(self, stmt: Stmt, node: ast.AlterTableStmt) -> None:
         if node.objtype != ObjectType.OBJECT_TABLE:
@@ -168,6 +191,8 @@ class Linter:
                 self.created.append((("column", name, cmd.def_.colname), self.at(stmt, cmd.def_)))
             elif kind == AlterTableType.AT_AddConstraint:
                 self._constraint(stmt, t, cmd.def_, None, added=live)
+            elif kind == AlterTableType.AT_AttachPartition:
+                self._attach(stmt, name, cmd.def_.name.relname)
             elif kind == AlterTableType.AT_DropColumn:
                 self._drop(stmt, f"DROP COLUMN {name}.{cmd.name}", ("column", name, cmd.name),
                            at=self.at(stmt, node.relation))
@@ -196,6 +221,8 @@ class Linter:
             # The down file drops the object under its new name.
             old = node.relation.relname if node.relation is not None else _names(node.object)[-1]
             self.created = [((k[0], node.newname) if k == (kind, old) else k, a) for k, a in self.created]
+            if (kind, old) in self.depends:
+                self.depends[(kind, node.newname)] = self.depends.pop((kind, old))
             for t in self.tables.values():
                 t.indexes = [Index(node.newname, i.columns, i.serves_live_rows) if i.name == old else i
                              for i in t.indexes]
@@ -240,6 +267,8 @@ class Linter:
             else:
                 key = (kind, names[-1])
             self._drop(stmt, f"DROP {kind.upper()} {'.'.join(names)}", key)
+            if kind == "function" and self.up:
+                self.functions.discard(names[-1])
             if kind == "table":
                 self.tables.pop(names[-1], None)
             elif kind == "index":
@@ -277,8 +306,28 @@ class Linter:
                   "make '-- transactional: false' the first line of the file and keep the statement re-runnable"
                   " (IF NOT EXISTS / IF EXISTS)")
 
+    def _attach(self, stmt: Stmt, parent: str, child: str) -> None:
+        # The partition takes the parent's key; it goes when the parent does.
+        self.partitions.add(child)
+        t = self.tables.get(child)
+        if t is not None:
+            t.created = None
+            t.pk = t.pk or list(self.table(parent).pk)
+        self.created = [(("partition", child, parent), a) if k[:2] in (("table", child), ("partition", child))
+                        else (k, a) for k, a in self.created]
+
     def _CreateFunctionStmt(self, stmt: Stmt, node: ast.CreateFunctionStmt) -> None:
-        self.created.append((("function", node.funcname[-1].sval), self.at(stmt)))
+        name = node.funcname[-1].sval
+        if self.up and node.replace and name in self.functions and ("function", name) not in {k for k, _ in self.created}:
+            # A new body for a function an earlier migration created: the down file restores the old one.
+            self.created.append((("replaced", "function", name), self.at(stmt)))
+        else:
+            self.created.append((("function", name), self.at(stmt)))
+        if self.up:
+            self.functions.add(name)
+
+    def _AlterSeqStmt(self, stmt: Stmt, node: ast.AlterSeqStmt) -> None:
+        self._owned_by(node.sequence.relname, node.options)
 
     def _CreateTrigStmt(self, stmt: Stmt, node: ast.CreateTrigStmt) -> None:
         self.created.append((("trigger", node.relation.relname, node.trigname), self.at(stmt)))
@@ -297,10 +346,18 @@ class Linter:
 
     def _CreateTableAsStmt(self, stmt: Stmt, node: ast.CreateTableAsStmt) -> None:
         kind = "view" if node.objtype == ObjectType.OBJECT_MATVIEW else "table"
+        self.here.add(node.into.rel.relname)  # new, so an index on it locks nobody out
         self.created.append(((kind, node.into.rel.relname), self.at(stmt)))
 
     def _CreateSeqStmt(self, stmt: Stmt, node: ast.CreateSeqStmt) -> None:
         self.created.append((("sequence", node.sequence.relname), self.at(stmt)))
+        self._owned_by(node.sequence.relname, node.options)
+
+    def _owned_by(self, sequence: str, options: object) -> None:
+        for opt in options or ():
+            if opt.defname == "owned_by" and len(opt.arg) >= 2:  # OWNED BY NONE is one name
+                table, column = opt.arg[-2].sval, opt.arg[-1].sval
+                self.depends[("sequence", sequence)] = (table, {column})
 
     def _CreateExtensionStmt(self, stmt: Stmt, node: ast.CreateExtensionStmt) -> None:
         self.created.append((("extension", node.extname), self.at(stmt)))
@@ -353,6 +410,8 @@ class Linter:
         kind = con.contype
         if added and column is None:  # ALTER TABLE ... ADD CONSTRAINT: the down file must drop it
             self.created.append((("constraint", t.name, con.conname), at))
+            used = set(keys) | {k.sval for k in con.fk_attrs or ()} | _column_refs(con.raw_expr)
+            self.depends[("constraint", t.name, con.conname)] = (t.name, used)
         if kind in (ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE):
             if kind == ConstrType.CONSTR_PRIMARY:
                 t.pk = keys
@@ -410,8 +469,10 @@ class Linter:
 
     # ------------------------------------------------------------ reversibility and the final state
 
-    def _check_down(self, up: Source) -> None:
-        dropped_tables = {k[1] for k in self.dropped if k[0] == "table"}
+    def _check_down(self, up: Source, restored: set[tuple]) -> None:
+        dropped_tables = {k[1] for k in self.dropped if k[0] in ("table", "view")}
+        # Partitions go with their parent, and with them their indexes.
+        dropped_tables |= {k[1] for k, _ in self.created if k[0] == "partition" and k[2] in dropped_tables}
         for key, at in self.created:
             kind = key[0]
             if kind == "rename":
@@ -420,15 +481,32 @@ class Linter:
                 continue
             if kind == "index" and _index_table(self.created, key[1]) in dropped_tables:
                 continue
+            if kind == "partition" and key[1] in dropped_tables | {k[1] for k in self.dropped if k[0] == "table"}:
+                continue
+            if self._dropped_with(key, dropped_tables):
+                continue
+            if kind == "replaced":
+                if ("function", key[2]) not in restored:
+                    self.find("down-incomplete", at, f"the down file does not restore the earlier body of"
+                              f" function {key[2]}",
+                              f"copy the earlier CREATE OR REPLACE FUNCTION {key[2]} into"
+                              f" {up.path.name[:-4]}.down.sql")
+                continue
             if kind == "constraint" and key[2] is None:
                 self.find("down-incomplete", at, f"unnamed constraint on {key[1]}: the down file cannot drop it",
                           "name the constraint and drop it by name in the down file")
                 continue
             if key in self.dropped:
                 continue
-            what = f"trigger {key[2]} on {key[1]}" if kind == "trigger" else f"{kind} {'.'.join(key[1:])}"
+            what = f"trigger {key[2]} on {key[1]}" if kind == "trigger" else \
+                f"table {key[1]}" if kind == "partition" else f"{kind} {'.'.join(key[1:])}"
             self.find("down-incomplete", at, f"the down file does not remove {what}",
                       f"add the matching DROP to {up.path.name[:-4]}.down.sql")
+
+    def _dropped_with(self, key: tuple, dropped_tables: set[str]) -> bool:
+        """PostgreSQL drops an index, constraint or owned sequence with its table or any of its columns."""
+        table, columns = self.depends.get(key, (None, set()))
+        return table in dropped_tables or any(("column", table, c) in self.dropped for c in columns)
 
     def final(self) -> None:
         """Rules on what the tree leaves behind, reported where each table or column was created."""

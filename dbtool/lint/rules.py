@@ -38,7 +38,22 @@ RULES: dict[str, str] = {
     "transaction-control": ERROR,
     # Outside a transaction a failure leaves earlier statements done: a re-run must pass over them.
     "not-rerunnable": WARNING,
+    # A tree migrate would refuse (a numbering gap, a down file with no SQL): reported, not raised,
+    # so every file of the tree is still linted.
+    "tree": ERROR,
 }
+
+
+# What can lock, break or fail to undo a migration; the rest is the specification's house style,
+# which a team linting a foreign schema can leave out with --rules safety or [lint] in dbtool.toml.
+SAFETY_RULES = frozenset({
+    "index-not-concurrent", "not-null-without-default", "column-type-change", "rename", "drop-in-up",
+    "concurrent-in-transaction", "down-incomplete", "volatile-default", "constraint-not-valid",
+    "transaction-control", "not-rerunnable", "tree",
+})
+
+
+RULE_SETS: dict[str, frozenset[str]] = {"all": frozenset(RULES), "safety": SAFETY_RULES}
 
 
 @dataclass(frozen=True)
