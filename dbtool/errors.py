@@ -73,10 +73,9 @@ def _database_error(exc) -> DbtoolError:  # noqa: ANN001 - psycopg.Error, not im
     diag = exc.diag
     message = ((diag.message_primary if diag else None) or str(exc)).strip().splitlines()[0]
     if state == "42501":
-        return DatabaseUnavailable(
-            f"permission denied: {message}; GRANT the privilege it names to this role (as the owner or a"
-            " superuser), or run dbtool as the service's owner role"
-        )
+        from .roles.denied import explain  # no psycopg there: only the message is parsed
+
+        return DatabaseUnavailable(explain(message))
     if state.startswith(("23", "42", "22", "2B", "3F")):  # constraints, syntax/undefined, data, schema
         return BadInput(f"the database refused a statement: {message}; fix it and run again")
     # 08 connection exceptions, 57P shutdown/termination, and any other server-side failure.

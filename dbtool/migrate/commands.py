@@ -16,6 +16,7 @@ from .. import server
 from ..config import Settings, resolve_target, select_services
 from ..databases import database_exists, locate, peek_state
 from ..errors import BadInput, DatabaseUnavailable, MigrationTreeError, Refused
+from ..roles.commands import as_owner
 from .runner import OnMigration, migrate_connection, rollback_connection
 from .state import State, check_version, plan_down, plan_up, read_state, refuse_drift
 from .tracking import advisory_lock, record_checksum, tracking
@@ -94,7 +95,7 @@ def migrate(
         else:
             if target.may_create:
                 server.ensure_database(conninfo, wait=settings.wait)
-            with server.connect(conninfo, wait=settings.wait) as conn:
+            with server.connect(conninfo, wait=settings.wait) as conn, as_owner(conn, settings, target):
                 result.done = migrate_connection(
                     conn, tree, to, settings.lock_timeout,
                     report=result.reporter(events),
@@ -131,7 +132,7 @@ def rollback(
             plan = plan_down(state, steps, to, everything)
             result.sql = [(m, m.statements("down")) for m in plan]
         else:
-            with server.connect(conninfo, wait=settings.wait) as conn:
+            with server.connect(conninfo, wait=settings.wait) as conn, as_owner(conn, settings, target):
                 result.done = rollback_connection(
                     conn, tree, steps, to, everything, force, settings.lock_timeout,
                     report=result.reporter(events),
@@ -163,7 +164,7 @@ def sync_triggers(
             raise DatabaseUnavailable(
                 f"{service}: database {target.dbname} does not exist; run 'dbtool migrate {service}' first"
             )
-        with server.connect(conninfo, wait=settings.wait) as conn:
+        with server.connect(conninfo, wait=settings.wait) as conn, as_owner(conn, settings, target, dry_run):
             result.triggers = _sync_triggers(conn, service, events, dry_run)
         results.append(result)
     return results

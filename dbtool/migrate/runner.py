@@ -11,7 +11,8 @@ from typing import Callable
 import psycopg
 from psycopg import sql
 
-from ..errors import BadInput, Refused
+from ..errors import BadInput, DatabaseUnavailable, Refused
+from ..roles.denied import explain, privilege_of
 from .guard import refuse_data_loss
 from .state import (
     check_version,
@@ -39,6 +40,9 @@ def _run(conn: psycopg.Connection, path: Path, statements: list[Statement], tran
                 state = "nothing of this migration was applied"
             else:
                 state = "statements before this one were committed (non-transactional migration)"
+            if exc.sqlstate == "42501":  # not the statement's fault: the role lacks a privilege
+                what = explain(message, privilege_of(st.sql), conn.info.user)
+                raise DatabaseUnavailable(f"{path}:{line}: {what}; {state}") from None
             raise BadInput(f"{path}:{line}: {message}; {state}; fix the statement and run again") from None
 
 
