@@ -352,3 +352,27 @@ def test_migrate_in_dev_on_the_embedded_server_runs_as_the_owner(cli, project, t
         assert "update_updated_at_column" not in owners(conninfo)
     finally:
         embedded.stop(tmp_path / "data")
+
+
+def test_verify_checks_the_roles_on_scratch_roles_it_drops_after(cli, project):
+    result = cli("verify", "identity", "--schemas-dir", project / "schemas")
+    assert result.exit_code == 0, result.output
+    assert "roles: owner, app and read-only roles hold and a second run changes nothing" in result.stdout
+    with connect(SERVER.admin) as admin:
+        assert admin.execute("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'identity_scratch_%'").fetchone() == (0,)
+
+
+def test_the_roles_check_of_verify_fails_for_a_role_that_may_not_create_roles(cli, project, db):
+    from dbtool.config import make_settings
+    from dbtool.roles.scratch import check_roles
+
+    weak = f"r{uuid.uuid4().hex[:6]}_weak"
+    result = cli("migrate", "identity", "--schemas-dir", project / "schemas", env={"IDENTITY_DATABASE_URL": db})
+    assert result.exit_code == 0, result.stderr
+    with connect(SERVER.admin) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(sql.Identifier(weak)))
+    try:
+        name, ok, detail = check_roles(make_conninfo(db, user=weak), "identity", make_settings(project / "schemas"))
+        assert not ok and "permission denied to create role" in detail and "CREATEROLE" in detail, detail
+    finally:
+        drop_roles([db], [weak])
