@@ -152,6 +152,19 @@ def test_the_course_app_role_enrolls_a_student(rolled):
         assert app.execute("SELECT current_students FROM courses WHERE id = %s", (course_id,)).fetchone() == (1,)
 
 
+def test_a_superuser_migrates_as_the_owner_where_roles_ran_and_as_itself_elsewhere(rolled, new_db):
+    identity = rolled.names["identity"]
+    folder = rolled.schemas / "identity"
+    (folder / "005_create_notes_table.sql").write_text("CREATE TABLE notes (id UUID PRIMARY KEY);\n")
+    (folder / "005_create_notes_table.down.sql").write_text("DROP TABLE notes;\n")
+    assert rolled.run("migrate", "identity").exit_code == 0
+    assert owners(rolled.dbs["identity"])["notes"] == identity.owner
+    other = new_db("identity")  # another env's database on the same server: roles never ran there
+    result = rolled.run("migrate", "identity", env={"IDENTITY_DATABASE_URL": other})
+    assert result.exit_code == 0, result.stderr
+    assert owners(other)["notes"] == SERVER_USER()
+
+
 def test_the_owner_role_alone_migrates_and_rolls_back_and_its_new_tables_reach_the_app(fleet):
     course = fleet.names["course"]
     password = {f"{course.owner.upper()}_PASSWORD": OWNER_PASSWORD}
@@ -252,7 +265,8 @@ def test_a_migration_the_role_may_not_run_names_the_file_and_the_fix(rolled):
     env = {"IDENTITY_DATABASE_URL": rolled.as_role("identity", identity.app)}
     line = one_line(rolled.run("migrate", "identity", env=env))
     assert f"{identity.app} lacks DELETE on table yoyo_lock" in line, line  # where the app role first fails
-    (folder / "005_add_users_nickname_column.sql").write_text("-- a note\nALTER TABLE users ADD COLUMN nickname TEXT;\n")
+    (folder / "005_add_users_nickname_column.sql").write_text(
+        "-- a note\nALTER TABLE users ADD COLUMN nickname TEXT;\n")
     (folder / "005_add_users_nickname_column.down.sql").write_text("ALTER TABLE users DROP COLUMN nickname;\n")
     with connect(rolled.dbs["identity"]) as conn:  # a role that may create and write the tracking tables
         app = sql.Identifier(identity.app)
