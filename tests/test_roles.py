@@ -390,3 +390,11 @@ def test_the_roles_check_of_verify_fails_for_a_role_that_may_not_create_roles(cl
         assert not ok and "permission denied to create role" in detail and "CREATEROLE" in detail, detail
     finally:
         drop_roles([db], [weak])
+
+
+def test_dry_run_and_check_of_a_missing_database_are_refused(cli, project):
+    env = {"IDENTITY_DATABASE_URL": SERVER.conninfo(f"missing_{uuid.uuid4().hex[:8]}")}
+    for flag in ("--dry-run", "--check"):
+        result = cli("roles", "identity", flag, "--schemas-dir", project / "schemas", env=env)
+        assert result.exit_code == 4, result.output
+        assert "does not exist; run 'dbtool migrate identity' first" in one_line(result)
