@@ -253,6 +253,30 @@ def triggers(settings: "Settings", services: Services = None, dry_run: DryRun = 
     triggers(sync_triggers(settings, services, dry_run=dry_run, events=trigger_progress(json)), json)
 
 
+@command(app)
+def roles(
+    settings: "Settings", services: Services = None, dry_run: DryRun = False, yes: Yes = False,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Change nothing; report drift (objects the owner does not own, grants to PUBLIC,"
+                        " an app role that can create or drop, another service's role that can connect)"
+                        " and exit 1 on any.")] = False,
+    json: Json = False,
+) -> bool:
+    """Create or bring up to date each service's owner, app and read-only roles, ownership and grants.
+
+    Login passwords come from <ROLE>_PASSWORD variables (e.g. IDENTITY_APP_PASSWORD), never from
+    output. Running it again changes nothing and says so.
+    """
+    from .render.roles import roles as show
+    from .roles.commands import roles
+
+    if not (dry_run or check):
+        _confirm_prod(settings, yes, "change roles and grants of")
+    results = roles(settings, services, dry_run=dry_run, check=check)
+    show(results, json, check)
+    return check and any(r.findings or r.plan.steps for r in results)
+
+
 # ---------------------------------------------------------------- data
 
 

@@ -5,7 +5,6 @@ The CLI catches everything in one place (`cli.boundary`) and exits with the erro
 
 from __future__ import annotations
 
-import re
 import sys
 from enum import IntEnum
 
@@ -74,22 +73,13 @@ def _database_error(exc) -> DbtoolError:  # noqa: ANN001 - psycopg.Error, not im
     diag = exc.diag
     message = ((diag.message_primary if diag else None) or str(exc)).strip().splitlines()[0]
     if state == "42501":
-        return DatabaseUnavailable(f"{message}; {_grant_hint(message)} (as the owner or a superuser), or run"
-                                   " dbtool as the service's owner role (see 'dbtool roles')")
+        from .roles.denied import (
+            explain,  # no psycopg there: only the message is parsed
+        )
+
+        return DatabaseUnavailable(explain(message))
     if state.startswith(("23", "42", "22", "2B", "3F")):  # constraints, syntax/undefined, data, schema
         return BadInput(f"the database refused a statement: {message}; fix it and run again")
     # 08 connection exceptions, 57P shutdown/termination, and any other server-side failure.
     return DatabaseUnavailable(f"the server failed or went away: {message}; check the server and run again")
 
-
-# What each kind of object needs for what dbtool does with it.
-_GRANTS = {"table": "SELECT, INSERT, UPDATE, DELETE ON TABLE", "schema": "USAGE, CREATE ON SCHEMA",
-           "sequence": "USAGE ON SEQUENCE", "function": "EXECUTE ON FUNCTION", "database": "CONNECT, CREATE ON DATABASE"}
-
-
-def _grant_hint(message: str) -> str:
-    """'permission denied for table users' -> the GRANT that gives it."""
-    match = re.match(r"permission denied for (\w+) (.+)$", message)
-    if match and match[1] in _GRANTS:
-        return f"GRANT {_GRANTS[match[1]]} {match[2]} TO this role"
-    return "GRANT the privilege it names to this role"

@@ -154,7 +154,7 @@ def connect(conninfo: str, wait: float = 0.0, autocommit: bool = True, about: st
 
 def _not_worth_retrying(exc: psycopg.OperationalError) -> bool:
     text = str(exc)
-    return "password authentication failed" in text or "does not exist" in text
+    return any(t in text for t in ("password authentication failed", "does not exist", "permission denied"))
 
 
 def _connect_message(conninfo: str, exc: Exception) -> str:
@@ -165,6 +165,9 @@ def _connect_message(conninfo: str, exc: Exception) -> str:
     reason = reason.removeprefix("FATAL:").strip()
     if "password authentication failed" in reason:
         fix = "check the user and password in the DSN or DB_USER/DB_PASSWORD"
+    elif "permission denied for database" in reason:
+        fix = ("the role lacks CONNECT on it; as the database's owner run GRANT CONNECT ON DATABASE"
+               f" {conninfo_to_dict(conninfo).get('dbname')} TO <role>, or use that service's own roles (dbtool roles)")
     elif "does not exist" in reason:
         fix = "create the database, or use --env dev/test where dbtool creates it"
     else:

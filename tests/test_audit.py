@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 from datetime import timedelta
 
 import psycopg
@@ -12,7 +11,13 @@ from conftest import SCHEMAS, assert_no_crash, connect
 from fleet import SERVICES
 
 from dbtool.errors import BadInput
-from dbtool.inspect.audit import QUERIES, AuditReport, audit_connection, parse_size, unused_level
+from dbtool.inspect.audit import (
+    QUERIES,
+    AuditReport,
+    audit_connection,
+    parse_size,
+    unused_level,
+)
 from dbtool.migrate.runner import migrate_connection
 from dbtool.migrate.tree import load_tree
 from dbtool.schemafile.snapshot import snapshot

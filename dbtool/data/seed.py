@@ -28,7 +28,8 @@ from psycopg.copy import QueuedLibpqWriter
 from .. import server
 from ..config import Settings, read_utf8, select_services
 from ..databases import migrated_conninfo
-from ..errors import BadInput, Refused
+from ..errors import BadInput, DatabaseUnavailable, Refused
+from ..roles.denied import explain
 from .bulkload import defer, rebuild
 from .references import referenced_services, service_settings
 from .synthetic import SYNTHETIC_FILE, Catalog, Group, copy_lines
@@ -171,6 +172,8 @@ def _execute_file(conn: psycopg.Connection, path: Path) -> None:
     try:
         conn.execute(text.encode())
     except psycopg.Error as exc:
+        if exc.sqlstate == "42501":
+            raise DatabaseUnavailable(f"{path}: {explain(exc.diag.message_primary or '', 'INSERT')}") from None
         pos = getattr(exc.diag, "statement_position", None)
         line = f":{text[: int(pos) - 1].count(chr(10)) + 1}" if pos else ""
         message = (exc.diag.message_primary or str(exc)).strip()
@@ -220,6 +223,8 @@ def _load_synthetic(conn: psycopg.Connection, service: str, groups: list[Group],
                       f" ({(exc.diag.message_detail or '').strip()}); delete the remaining ones or use a"
                       " fresh database, then seed again") from None
     except psycopg.Error as exc:
+        if exc.sqlstate == "42501":
+            raise DatabaseUnavailable(f"{service}: {explain(exc.diag.message_primary or '', 'INSERT')}") from None
         raise BadInput(f"{service}: synthetic data refused by the database:"
                        f" {(exc.diag.message_primary or str(exc)).strip()}; fix seeds/{SYNTHETIC_FILE}") from None
     for table in dict.fromkeys(load.table for load in loads if load.rows):  # users holds two groups

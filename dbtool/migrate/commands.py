@@ -17,6 +17,7 @@ from .. import server
 from ..config import Settings, Target, resolve_target, select_services
 from ..databases import locate, peek_state, require_database
 from ..errors import BadInput
+from ..roles.commands import as_owner
 from ..signals import Interrupted
 from .results import Events, InOrder, ServiceResult
 from .state import check_version, plan_down, plan_up, read_state, refuse_drift
@@ -45,7 +46,8 @@ def migrate(
             return
         from .runner import migrate_connection
 
-        with server.connect(conninfo, wait=settings.wait, create=target.may_create) as conn:
+        with server.connect(conninfo, wait=settings.wait, create=target.may_create) as conn, \
+                as_owner(conn, settings, target):
             result.done = migrate_connection(conn, tree, to, settings.lock_timeout, report=result.reporter(relay))
             result.triggers = _sync_triggers(conn, settings, service, relay)
 
@@ -80,7 +82,7 @@ def rollback(
             return
         from .runner import rollback_connection
 
-        with server.connect(conninfo, wait=settings.wait) as conn:
+        with server.connect(conninfo, wait=settings.wait) as conn, as_owner(conn, settings, target):
             result.done = rollback_connection(conn, tree, steps, to, everything, force, settings.lock_timeout,
                                               report=result.reporter(relay))
             result.triggers = _sync_triggers(conn, settings, service, relay)
@@ -138,7 +140,8 @@ def sync_triggers(
         conninfo, where = require_database(settings, service)
         events.target(service, where)
         result = ServiceResult(service, where)
-        with server.connect(conninfo, wait=settings.wait) as conn:
+        with server.connect(conninfo, wait=settings.wait) as conn, \
+                as_owner(conn, settings, resolve_target(service, settings), dry_run):
             result.triggers = _sync_triggers(conn, settings, service, events, dry_run)
         results.append(result)
     return results

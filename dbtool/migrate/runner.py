@@ -14,6 +14,7 @@ from psycopg.pq import TransactionStatus
 
 from .. import signals
 from ..errors import BadInput, DatabaseUnavailable, DbtoolError, Refused
+from ..roles.denied import explain, privilege_of
 from ..signals import Interrupted
 from .guard import refuse_data_loss
 from .state import (
@@ -58,6 +59,9 @@ def _run(conn: psycopg.Connection, path: Path, statements: list[Statement], tran
             if _server_gone(exc):
                 raise DatabaseUnavailable(f"{path}:{line}: the server ended the connection while this statement"
                                           f" ran ({message}); {state}; run again once it is back") from None
+            if exc.sqlstate == "42501":  # not the statement's fault: the role lacks a privilege
+                what = explain(message, privilege_of(st.sql), conn.info.user)
+                raise DatabaseUnavailable(f"{path}:{line}: {what}; {state}") from None
             raise BadInput(f"{path}:{line}: {message}; {state}; fix the statement and run again") from None
 
 

@@ -12,6 +12,7 @@ from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
 
 from ..errors import DatabaseUnavailable
+from ..roles.denied import explain
 from .state import CHECKSUM_TABLE
 from .tree import Migration
 
@@ -39,7 +40,10 @@ def tracking(conn: psycopg.Connection) -> Tracking:
     backend.create_lock_table()
     # yoyo's lock is a row that outlives a killed process; we hold the advisory lock, so any row
     # left there is stale and would only make yoyo's own schema upgrade wait and fail.
-    conn.execute("DELETE FROM yoyo_lock")
+    try:
+        conn.execute("DELETE FROM yoyo_lock")
+    except psycopg.errors.InsufficientPrivilege as exc:  # the one write here: name DELETE, not a guess
+        raise DatabaseUnavailable(explain(exc.diag.message_primary or "", "DELETE", conn.info.user)) from None
     backend.ensure_internal_schema_updated()
     conn.execute(
         f"""CREATE TABLE IF NOT EXISTS {CHECKSUM_TABLE} (

@@ -3,9 +3,10 @@
 For each service: apply the migrations one by one, then roll them back one by one, checking that
 each down file gives back the schema from before its up file; apply them all again and check the
 result is the same schema and equals the committed schema.sql; the updated_at triggers sync and a
-second sync changes nothing; the seed files run and a second run adds nothing. Every step runs the
-way `dbtool migrate` and `dbtool rollback` run it (trigger sync included), and every schema is
-compared as pg_dump text, so a difference names the objects.
+second sync changes nothing; the seed files run and a second run adds nothing; the service's roles
+(scratch roles of its own) take the schema over and a second `roles` run changes nothing. Every
+step runs the way `dbtool migrate` and `dbtool rollback` run it (trigger sync included), and every
+schema is compared as pg_dump text, so a difference names the objects.
 
 >>> from dbtool import config, verify
 >>> report = verify.verify(config.make_settings(), ["identity"])
@@ -29,6 +30,7 @@ from ..errors import DatabaseUnavailable, DbtoolError
 from ..migrate.runner import rollback_connection
 from ..migrate.tree import Migration, load, validate
 from ..migrate.triggers import COLUMN, plan, sync_connection
+from ..roles.scratch import check_roles
 from .build import migrate_and_sync, policy_of
 from .compare import Difference, Side, compare
 from .dump import SCHEMA_FILE, pg_dump, render_file
@@ -217,6 +219,7 @@ def verify(settings: Settings, services: list[str] | None = None, scratch_dsn: s
             if walk.run():
                 _seeds(seed_settings, service, report, events)
                 _updates_keep_updated_at(scratch[service], service, settings, report, events)
+                _add(report, events, Check(service, *check_roles(scratch[service], service, settings)))
     return report
 
 
