@@ -180,7 +180,10 @@ def migrate_connection(
     check_version(migrations, to, "--to")
     # Most runs find nothing to do: one read, no lock, no yoyo. What is applied is committed, so a
     # concurrent run cannot make this answer wrong; anything pending takes the locked path below.
-    state = read_state(conn, migrations)
+    try:
+        state = read_state(conn, migrations)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise DatabaseUnavailable(explain(exc.diag.message_primary or str(exc), "SELECT", conn.info.user)) from None
     refuse_drift(state)
     if not plan_up(state, to):
         return []

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import psycopg
 from psycopg import sql
 
-from ..migrate.tracking import TRACKING_TABLES
+from ..migrate.state import TRACKING_TABLES
 from .names import RoleNames, password_variable
 from .passwords import matches, password_for, verifier
 
