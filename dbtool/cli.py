@@ -345,6 +345,23 @@ def explain(
     return any_broken(results)
 
 
+@command(app)
+def report(
+    settings: Settings, services: Services = None,
+    output: Annotated[Path, typer.Option("--output", help="The HTML file to write, e.g. report.html.")] = Path(
+        "report.html"),
+    drift: Annotated[bool, typer.Option(
+        "--drift", help="Also run 'schema check' (scratch databases) and show its drift.")] = False,
+    scratch_dsn: ScratchDsn = None,
+) -> None:
+    """Write one self-contained HTML page per run: migration status, key query plans drawn as pictures,
+    index audit, lint findings and, with --drift, schema drift. Opens offline.
+    """
+    from .report.write import write_report
+
+    write_report(settings, services, output, drift, scratch_dsn)
+
+
 # ---------------------------------------------------------------- lint, schema files, verify
 
 
