@@ -248,6 +248,7 @@ def test_dev_analyses_tables_never_analysed_and_says_so(cli, project, migrated):
     result = explain(cli, project, env)
     assert result.exit_code == 0, (result.stdout, result.stderr)
     assert "course: analysed courses, enrollments first (never analysed" in result.stdout
+    assert all(len(text) <= 80 for text in result.stdout.splitlines()), result.stdout
     with connect(dbs["course"]) as conn:
         assert conn.execute("SELECT count(*) FROM pg_stats WHERE tablename = 'courses'").fetchone()[0] > 0
     again = explain(cli, project, env)
