@@ -56,7 +56,7 @@ def middle(text: str, room: int) -> str:
         return text
     if room <= 1:
         return text[:room]
-    head = (room - 1 + 1) // 2
+    head = room // 2
     return text[:head] + ELLIPSIS + text[len(text) - (room - 1 - head):]
 
 
