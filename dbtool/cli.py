@@ -346,25 +346,55 @@ def explain(
     query: Annotated[Optional[list[str]], typer.Option(
         "--query", help="Explain only this key query (file stem under queries/); repeat for more.")] = None,
     output: Annotated[Optional[Path], typer.Option(
-        "--output", help="Also write a Markdown report with every plan to this file.")] = None,
+        "--output", help="Also write a report with every plan to this file: HTML for a .html name (plans drawn"
+                         " as pictures), else Markdown.")] = None,
     timeout: Annotated[float, typer.Option(
         "--timeout", help="Seconds each query may run before it is cancelled.")] = 30.0,
     large_rows: Annotated[int, typer.Option(
         "--large-rows", help="Warn about a sequential scan on a table, or a filter discarding, this many rows"
-                             " or more.")] = 10_000,
+                             " or more; no_seq_scan budgets judge tables of this size.")] = 10_000,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Print each query's plan tree under the table.")] = False,
+    save_baseline: Annotated[Optional[Path], typer.Option(
+        "--save-baseline", help="Write each query's plan shape and figures to this file, for --baseline.")] = None,
+    baseline: Annotated[Optional[Path], typer.Option(
+        "--baseline", help="Compare with a file --save-baseline wrote; exit 1 when a plan changed shape or a"
+                           " query got slower.")] = None,
+    slower: Annotated[float, typer.Option(
+        "--slower", help="With --baseline: a query this many times slower than its baseline (and 1 ms or"
+                         " more) is a regression.")] = 2.0,
     json: Json = False,
 ) -> bool:
-    """EXPLAIN ANALYZE each key query of schemas/<service>/queries/; exit 1 when a budget is broken.
+    """EXPLAIN ANALYZE each key query of schemas/<service>/queries/; exit 1 when a budget is broken or
+    a plan regressed against --baseline.
 
     Every query runs in a READ ONLY transaction with a statement timeout and is rolled back, so
     nothing changes. Reports time, the plan's scans, estimated vs actual rows, buffers and warnings.
     """
-    from .inspect.explain import any_broken, explain
+    from .inspect.baseline import explain_against
+    from .inspect.explain import any_broken
     from .render.explain import explain as show
 
-    results = explain(settings, services, names=query, timeout=timeout, large_rows=large_rows, output=output)
-    show(results, json, output)
+    results = explain_against(settings, services, baseline, save_baseline, slower, names=query, timeout=timeout,
+                              large_rows=large_rows, output=output)
+    show(results, json, output, verbose)
     return any_broken(results)
+
+
+@command(app)
+def report(
+    settings: "Settings", services: Services = None,
+    output: Annotated[Path, typer.Option("--output", help="The HTML file to write, e.g. report.html.")] = Path(
+        "report.html"),
+    drift: Annotated[bool, typer.Option(
+        "--drift", help="Also run 'schema check' (scratch databases) and show its drift.")] = False,
+    scratch_dsn: ScratchDsn = None,
+) -> None:
+    """Write one self-contained HTML page per run: migration status, key query plans drawn as pictures,
+    index audit, lint findings and, with --drift, schema drift. Opens offline.
+    """
+    from .report.write import write_report
+
+    write_report(settings, services, output, drift, scratch_dsn)
 
 
 # ---------------------------------------------------------------- lint, schema files, verify

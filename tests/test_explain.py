@@ -90,6 +90,7 @@ BAD_FILES = [
     ("SELECT * FROM courses WHERE id = $1;", "positional parameter $1"),
     ("-- budget: max_ms=fast\nSELECT 1;", "max_ms=fast"),
     ("-- budget: no_index\nSELECT 1;", "unknown budget 'no_index'"),
+    ("-- budget: no_seq_scan>=lots\nSELECT 1;", "no_seq_scan>=lots: give a row count"),
     ("SELECT 'unterminated;", "fix the SQL"),
 ]
 
@@ -184,15 +185,29 @@ def test_budgets_break_with_exit_one(cli, project, seeded):
     write(folder, "zz_no_time", "-- param session_id: SELECT id FROM chat_sessions ORDER BY id LIMIT 1\n"
                                 "-- budget: max_ms=0\n"
                                 "SELECT * FROM chat_messages WHERE session_id = :session_id;")
-    write(folder, "zz_seq", "-- budget: no_seq_scan\nSELECT count(*) FROM chat_messages WHERE tokens_used > 0;")
+    write(folder, "zz_seq", "-- budget: no_seq_scan>=100\nSELECT count(*) FROM chat_messages WHERE tokens_used > 0;")
     result = explain(cli, project, env, "chat", "--query", "zz_no_time", "--query", "zz_seq", "--json")
     assert result.exit_code == 1, result.stderr
     queries = {q["name"]: q for q in json.loads(result.stdout)[0]["queries"]}
     assert set(queries) == {"zz_no_time", "zz_seq"}
     assert "over its budget max_ms=0" in queries["zz_no_time"]["broken"][0]
-    assert queries["zz_seq"]["broken"] == ["sequential scan on chat_messages, against its budget no_seq_scan"]
+    assert queries["zz_seq"]["broken"] == ["sequential scan on chat_messages (202 rows), against its budget"
+                                           " no_seq_scan (tables of 100 rows or more)"]
     human = explain(cli, project, env, "chat", "--query", "zz_seq")
     assert human.exit_code == 1 and "budget" in human.stdout and "1 over budget" in human.stdout
+
+
+def test_no_seq_scan_is_fine_on_a_table_below_its_size(cli, project, seeded):
+    _, env = seeded
+    write(project / "schemas" / "chat" / "queries", "zz_seq",
+          "-- budget: no_seq_scan\nSELECT count(*) FROM chat_messages WHERE tokens_used > 0;")
+    result = explain(cli, project, env, "chat", "--query", "zz_seq", "--json")
+    assert result.exit_code == 0, result.stdout
+    (query,) = json.loads(result.stdout)[0]["queries"]
+    assert query["broken"] == [] and "sequential scan on chat_messages (202 rows) is fine" in query["budget_notes"][0]
+    # --large-rows sets the size a plain no_seq_scan judges.
+    result = explain(cli, project, env, "chat", "--query", "zz_seq", "--large-rows", "200")
+    assert result.exit_code == 1 and "tables of 200 rows or more" in result.stdout
 
 
 def test_output_writes_markdown_with_the_plans(cli, project, seeded, tmp_path):
@@ -219,9 +234,26 @@ def test_a_statement_timeout_cancels_the_query_and_breaks_the_run(cli, project, 
     assert "statement timeout" in slow["error"] and slow["broken"]
 
 
-def test_a_database_without_statistics_is_refused_before_anything_runs(cli, project, migrated):
-    _, env = migrated
-    assert_one_line(explain(cli, project, env, "course"), 4, "no statistics on", "courses", "ANALYZE")
+def test_prod_refuses_a_database_without_statistics_before_anything_runs(cli, project, migrated):
+    dbs, env = migrated
+    assert_one_line(explain(cli, project, env, "course", "--env", "prod"), 4, "no statistics on", "courses",
+                    "ANALYZE")
+    with connect(dbs["course"]) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_stats WHERE tablename = 'courses'").fetchone()[0] == 0
+
+
+def test_dev_analyses_tables_never_analysed_and_says_so(cli, project, migrated):
+    """A new user's first run: migrate, the development seed rows, explain: exit 0."""
+    dbs, env = migrated
+    assert cli("seed", "--schemas-dir", project / "schemas", env=env).exit_code == 0
+    result = explain(cli, project, env)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert "course: analysed courses, enrollments first (never analysed" in result.stdout
+    assert all(len(text) <= 80 for text in result.stdout.splitlines()), result.stdout
+    with connect(dbs["course"]) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_stats WHERE tablename = 'courses'").fetchone()[0] > 0
+    again = explain(cli, project, env)
+    assert again.exit_code == 0 and "analysed" not in again.stdout
 
 
 def test_a_parameter_without_a_row_says_to_seed(cli, project, migrated):

@@ -1,2 +1,3 @@
-"""Looking at a live database: the index audit and EXPLAIN ANALYZE of key queries.
+"""Looking at a live database: the index audit, EXPLAIN ANALYZE of key queries, and explain
+baselines that catch a plan changing shape or slowing down.
 """

@@ -29,7 +29,7 @@ from .. import server
 from ..config import Settings, select_services
 from ..databases import require_database
 from ..errors import BadInput, Refused
-from .plans import PlanNode, plan_nodes, plan_warnings
+from .plans import PlanNode, plan_nodes, plan_warnings, scan_summary
 from .queries import QUERIES_DIR, KeyQuery, load_queries
 
 DEFAULT_TIMEOUT = 30.0  # seconds a key query may run before it is cancelled
@@ -52,6 +52,10 @@ class QueryReport:
     temp_blocks: int = 0
     warnings: list[str] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)  # budgets this run broke
+    notes: list[str] = field(default_factory=list)  # budgets judged fine, e.g. a seq scan on a small table
+    small_scans: dict[str, tuple[float, int]] = field(default_factory=dict)  # table -> (rows, no_seq_scan size)
+    regressions: list[str] = field(default_factory=list)  # against --baseline (see baseline.py)
+    baseline_ms: float | None = None
     error: str | None = None  # the query did not finish (statement timeout)
 
     @property
@@ -68,6 +72,10 @@ class QueryReport:
         return seen
 
     @property
+    def summary(self) -> list[str]:
+        return scan_summary(self.plan) if self.plan else []
+
+    @property
     def uses_index(self) -> bool:
         return any(n.index for n in self.nodes) and not any(n.is_seq_scan for n in self.nodes)
 
@@ -77,14 +85,26 @@ class ServiceExplain:
     service: str
     where: str
     reports: list[QueryReport] = field(default_factory=list)
+    analysed: list[str] = field(default_factory=list)  # tables never analysed that explain analysed first
 
 
-def check_output(path: Path | None) -> None:
-    """Fail before anything runs when the report could not be written."""
-    if path is not None and not path.parent.is_dir():
-        raise BadInput(f"--output {path}: folder {path.parent} does not exist; create it or choose another path")
-    if path is not None and path.is_dir():
-        raise BadInput(f"--output {path}: is a folder; give a file name such as report.md")
+def check_output(path: Path | None, option: str = "--output", example: str = "report.md") -> None:
+    """Fail before anything runs when the file could not be written: a missing folder, a folder
+    in its place, or a folder this user may not write (tried with a temporary file)."""
+    import tempfile
+
+    if path is None:
+        return
+    if not path.parent.is_dir():
+        raise BadInput(f"{option} {path}: folder {path.parent} does not exist; create it or choose another path")
+    if path.is_dir():
+        raise BadInput(f"{option} {path}: is a folder; give a file name such as {example}")
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}."):
+            pass
+    except OSError as exc:
+        raise BadInput(f"{option} {path}: cannot write in {path.parent} ({exc.strerror or exc});"
+                       " choose another path") from None
 
 
 def explain(
@@ -122,8 +142,13 @@ def explain(
         for service, qs in queries.items():
             conn, where = _open(settings, service)
             conns.append(conn)
-            _require_statistics(conn, service, qs)
-            prepared.append((conn, ServiceExplain(service, where), [(q, _bind(conn, q, timeout)) for q in qs]))
+            analysed = _require_statistics(conn, service, qs, settings.env != "prod")
+            prepared.append((conn, ServiceExplain(service, where, analysed=analysed),
+                             [(q, _bind(conn, q, timeout)) for q in qs]))
+        for conn, result, _ in prepared:
+            # Only once every input held: ANALYZE samples a table and writes pg_statistic, no row changes.
+            for table in result.analysed:
+                conn.execute(f"ANALYZE {_quoted(conn, table)}")
         for conn, result, bound in prepared:
             sizes: dict[str, float] = {}  # reltuples per table, looked up once per service
             for query, values in bound:
@@ -142,8 +167,10 @@ def _open(settings: Settings, service: str) -> tuple[psycopg.Connection, str]:
     return conn, where
 
 
-def _require_statistics(conn: psycopg.Connection, service: str, queries: list[KeyQuery]) -> None:
-    """Plans on tables never analysed are guesses; refuse them, naming the tables."""
+def _require_statistics(conn: psycopg.Connection, service: str, queries: list[KeyQuery],
+                        may_analyse: bool) -> list[str]:
+    """Plans on tables never analysed are guesses: in dev and test analyse them (and return their
+    names), in prod refuse, naming the tables."""
     missing, unanalysed = [], []
     for table in sorted({t for q in queries for t in q.tables}):
         row = conn.execute(
@@ -162,9 +189,17 @@ def _require_statistics(conn: psycopg.Connection, service: str, queries: list[Ke
         table, path = missing[0]
         raise BadInput(f"{path}: table {table} does not exist in {conn.info.dbname}; fix the query"
                        f" or run 'dbtool migrate {service}'")
+    if unanalysed and may_analyse:
+        return unanalysed
     if unanalysed:
         raise Refused(f"{service}: no statistics on {', '.join(unanalysed)} (never analysed), so every plan"
                       f" would be a guess; run 'dbtool seed --scale N {service}' or ANALYZE them; nothing was run")
+    return []
+
+
+def _quoted(conn: psycopg.Connection, table: str) -> str:
+    # The name as the query wrote it, resolved by the server to its exact, quoted form.
+    return conn.execute("SELECT to_regclass(%s)::text", (table,)).fetchone()[0]
 
 
 def _read_only(conn: psycopg.Connection, timeout: float) -> None:
@@ -228,20 +263,31 @@ def _run(conn: psycopg.Connection, query: KeyQuery, values: dict[str, Any], time
                 "SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = to_regclass(%s)", (node.relation,)
             ).fetchone()[0])
     report.warnings = plan_warnings(report.plan, large_rows, sizes)
-    report.broken = broken_budgets(report)
+    report.broken, report.notes, report.small_scans = judge_budgets(report, large_rows, sizes)
     return report
 
 
-def broken_budgets(report: QueryReport) -> list[str]:
-    budget, broken = report.query.budget, []
+def judge_budgets(report: QueryReport, large_rows: int, sizes: dict[str, float]
+                  ) -> tuple[list[str], list[str], dict[str, tuple[float, int]]]:
+    """(broken, fine, small tables scanned) budget lines. no_seq_scan holds only for tables of a
+    size: below it a sequential scan is the planner's right choice, reported as fine."""
+    budget, broken, fine, small = report.query.budget, [], [], {}
     if budget.max_ms is not None and report.execution_ms > budget.max_ms:
         broken.append(f"took {report.execution_ms:.1f} ms, over its budget max_ms={budget.max_ms:g}")
     if budget.no_seq_scan:
-        scans = sorted({n.relation or "?" for n in report.nodes if n.is_seq_scan})
-        if scans:
-            broken.append(f"sequential scan on {', '.join(scans)}, against its budget no_seq_scan")
-    return broken
+        threshold = budget.seq_scan_rows if budget.seq_scan_rows is not None else large_rows
+        for table in sorted({n.relation or "?" for n in report.nodes if n.is_seq_scan}):
+            rows = sizes.get(table, 0.0)
+            if rows >= threshold:
+                broken.append(f"sequential scan on {table} ({rows:,.0f} rows), against its budget no_seq_scan"
+                              f" (tables of {threshold:,} rows or more)")
+            else:
+                fine.append(f"sequential scan on {table} ({rows:,.0f} rows) is fine: below the"
+                            f" {threshold:,}-row size no_seq_scan judges")
+                small[table] = (rows, threshold)
+    return broken, fine, small
 
 
 def any_broken(results: list[ServiceExplain]) -> bool:
-    return any(r.broken for s in results for r in s.reports)
+    """A broken budget or a regression against the baseline: exit 1."""
+    return any(r.broken or r.regressions for s in results for r in s.reports)

@@ -60,6 +60,18 @@ def plan_nodes(plan: dict, depth: int = 0, under_limit: bool = False) -> Iterato
         yield from plan_nodes(child, depth + 1, under_limit or stops)
 
 
+def scan_summary(plan: dict) -> list[str]:
+    """Each scan of the plan in short, once: `Index Scan idx_courses_live_created_at_id`, `Seq Scan courses`."""
+    seen: list[str] = []
+    for node in plan_nodes(plan):
+        # A bitmap heap scan is named by the bitmap index scan under it.
+        if (node.relation or node.index) and not node.node_type.endswith("Bitmap Heap Scan"):
+            short = f"{node.node_type} {node.index or node.relation}"
+            if short not in seen:
+                seen.append(short)
+    return seen
+
+
 def plan_lines(plan: dict) -> list[str]:
     """The plan as an indented tree, EXPLAIN's text format in short, for the Markdown report."""
     lines = []

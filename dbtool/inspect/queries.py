@@ -36,10 +36,13 @@ _WRITES = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
 class Budget:
     max_ms: float | None = None
     no_seq_scan: bool = False
+    # no_seq_scan>=N: judged only on tables of N rows or more (None: explain's --large-rows).
+    seq_scan_rows: int | None = None
 
     def describe(self) -> str:
+        scan = f"no_seq_scan>={self.seq_scan_rows}" if self.seq_scan_rows is not None else "no_seq_scan"
         parts = ([f"max_ms={self.max_ms:g}"] if self.max_ms is not None else []) + (
-            ["no_seq_scan"] if self.no_seq_scan else [])
+            [scan] if self.no_seq_scan else [])
         return " ".join(parts)
 
 
@@ -120,10 +123,15 @@ def _param_line(path: Path, number: int, rest: str) -> tuple[str, str]:
 
 
 def _budget(path: Path, number: int, rest: str) -> Budget:
-    max_ms, no_seq = None, False
+    max_ms, no_seq, rows = None, False, None
     for word in rest.split():
         if word == "no_seq_scan":
             no_seq = True
+        elif word.startswith("no_seq_scan>="):
+            count = word[len("no_seq_scan>="):].replace("_", "")
+            if not count.isdigit():
+                raise BadInput(f"{path}:{number}: {word}: give a row count, e.g. no_seq_scan>=10000")
+            no_seq, rows = True, int(count)
         elif word.startswith("max_ms="):
             try:
                 max_ms = float(word[len("max_ms="):])
@@ -132,8 +140,9 @@ def _budget(path: Path, number: int, rest: str) -> Budget:
             if max_ms < 0:
                 raise BadInput(f"{path}:{number}: {word}: give milliseconds, e.g. max_ms=50")
         else:
-            raise BadInput(f"{path}:{number}: unknown budget {word!r}; use max_ms=N and/or no_seq_scan")
-    return Budget(max_ms, no_seq)
+            raise BadInput(f"{path}:{number}: unknown budget {word!r}; use max_ms=N and/or no_seq_scan"
+                           " (or no_seq_scan>=ROWS)")
+    return Budget(max_ms, no_seq, rows)
 
 
 @dataclass(frozen=True)

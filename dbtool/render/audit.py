@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-from rich.table import Table
-
-from .console import emit_json, line, out
+from .console import emit_json, fit_table, line, out, wrapped
 
 
 def audit_data(results: list) -> list[dict]:
@@ -47,22 +45,19 @@ def audit(results: list, as_json: bool) -> None:
     for r in results:
         report = r.report
         reset = f"{report.stats_reset:%Y-%m-%d %H:%M:%S %Z}".strip() if report.stats_reset else "never reset"
-        out.print(Text.assemble((r.service, "bold"), f": {r.where}"))
+        wrapped(f"{r.service}: {r.where}", indent="", hanging="  ")
         line(f"  {report.tables} tables, {report.indexes} indexes; statistics since: {reset}")
         if report.notice:
             out.print(Text.assemble("  ", ("notice:", "yellow"), f" {report.notice}"))
         if report.findings:
             # Evidence and fix go under the table, unwrapped, so the SQL can be copied as it is.
-            table = Table(title_justify="left")
-            for col in ("#", "level", "kind", "table", "index", "size"):
-                table.add_column(col, justify="right" if col in ("#", "size") else "left", overflow="fold")
+            rows = [(str(n), Text(f.level, styles[f.level]), f.kind,
+                     f.table if f.schema == "public" else f"{f.schema}.{f.table}", f.index or f.subject,
+                     pretty_size(f.size)) for n, f in enumerate(report.findings, 1)]
+            fit_table([("#", "right"), ("level", "left"), ("kind", "left"), ("table", "left"), ("index", "left"),
+                       ("size", "right")], rows, shrink=(("index", 24), ("table", 16), ("index", 12)))
             for n, f in enumerate(report.findings, 1):
-                where = f.table if f.schema == "public" else f"{f.schema}.{f.table}"
-                table.add_row(str(n), Text(f.level, styles[f.level]), f.kind, Text(where),
-                              Text(f.index or f.subject), pretty_size(f.size))
-            out.print(table)
-            for n, f in enumerate(report.findings, 1):
-                line(f"  {n}. {f.evidence}")
+                wrapped(f"  {n}. {f.evidence}", indent="", hanging="     ")
                 for sql_line in f.fix.splitlines():
                     out.print(Text(f"     {sql_line}", "green"))
         for f, reason in report.silenced:

@@ -1,4 +1,7 @@
-"""The two streams (stdout, stderr), one-line errors and JSON output.
+"""The two streams (stdout, stderr), one-line errors, JSON output, and tables that fit the terminal.
+
+Piped output (not a terminal) is plain text: no colour and no box characters, so it greps and diffs.
+Every table goes through `fit_table`, the one place that decides column widths.
 """
 
 from __future__ import annotations
@@ -6,14 +9,22 @@ from __future__ import annotations
 import json as jsonlib
 import os
 import tempfile
+import textwrap
 from pathlib import Path
+from typing import Sequence
 
+from rich import box
 from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 out = Console(highlight=False, soft_wrap=True)
 
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+ELLIPSIS = "…"
 
 
 def error(message: str) -> None:
@@ -22,6 +33,94 @@ def error(message: str) -> None:
 
 def line(text: str) -> None:
     out.print(text, markup=False)
+
+
+def width() -> int:
+    """Columns to fit: COLUMNS when set (read at each call, not at import), else the terminal's, else 80."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return out.size.width if out.is_terminal else 80
+
+
+def wrapped(text: str, indent: str = "  ", hanging: str = "    ") -> None:
+    """A sentence under a table, wrapped at the width with a hanging indent (never cut)."""
+    for piece in textwrap.wrap(text, width(), initial_indent=indent, subsequent_indent=hanging,
+                               break_long_words=False, break_on_hyphens=False) or [indent]:
+        line(piece)
+
+
+def middle(text: str, room: int) -> str:
+    """`text` cut in the middle to `room` characters, so both the start and the end of a name stay."""
+    if len(text) <= room:
+        return text
+    if room <= 1:
+        return text[:room]
+    head = room // 2
+    return text[:head] + ELLIPSIS + text[len(text) - (room - 1 - head):]
+
+
+def fit_table(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str | Text]],
+              shrink: Sequence[tuple[str, int]] = (), title: str | None = None) -> None:
+    """Print a table no wider than `width()` in which no cell wraps.
+
+    `columns` are (header, justify). `shrink` lists (header, floor) in the order columns give up
+    room when the table would not fit: that column's cells are ellipsised in the middle down to the
+    floor, then the next one's. A table that fits is never cut, so a wider terminal shows more.
+    """
+    limit = width()
+    plain = not out.is_terminal
+    widths = [max([len(h)] + [len(_text(r[i])) for r in rows]) for i, (h, _) in enumerate(columns)]
+    overhead = _overhead(len(columns), plain)
+    index = {h: i for i, (h, _) in enumerate(columns)}
+    for header, floor in shrink:
+        i = index[header]
+        excess = sum(widths) + overhead - limit
+        if excess <= 0:
+            break
+        widths[i] = max(widths[i] - excess, min(widths[i], max(floor, len(header))))
+    if title is not None:
+        wrapped(title, indent="", hanging="  ")
+    table = _table(plain)
+    for (header, justify), size in zip(columns, widths):
+        table.add_column(header, justify=justify, no_wrap=True, overflow="ellipsis",  # type: ignore[arg-type]
+                         min_width=size, max_width=size)
+    for row in rows:
+        table.add_row(*[_cut(cell, size) for cell, size in zip(row, widths)])
+    out.print(table, width=limit)
+
+
+def _table(plain: bool) -> Table:
+    # Piped: no box characters at all. A terminal: a rule under the header, no vertical borders,
+    # so the columns keep their room.
+    if plain:
+        return Table(box=None, pad_edge=False, header_style="")
+    return Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style="bold")
+
+
+def _overhead(count: int, plain: bool) -> int:
+    """Characters a table adds to its cells' widths, measured once by rendering one."""
+    probe = _table(plain)
+    for _ in range(count):
+        probe.add_column("", min_width=1, max_width=1, no_wrap=True)
+    probe.add_row(*["x"] * count)
+    console = Console(width=1000, force_terminal=False, color_system=None)
+    with console.capture() as captured:
+        console.print(probe)
+    return max(len(text) for text in captured.get().splitlines()) - count
+
+
+def _text(cell: str | Text) -> str:
+    return cell.plain if isinstance(cell, Text) else cell
+
+
+def _cut(cell: str | Text, size: int) -> Text:
+    # Every cell is Text: a bracket in a name is never rich markup.
+    if isinstance(cell, Text):
+        if len(cell.plain) <= size:
+            return cell
+        return Text(middle(cell.plain, size), style=cell.style)
+    return Text(middle(cell, size))
 
 
 def emit_json(data: object) -> None:
@@ -35,6 +134,9 @@ def write_atomically(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

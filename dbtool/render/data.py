@@ -6,10 +6,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from rich.table import Table
+from rich.text import Text
 
 from ..data.seed import SeedEvents, SeedReport, TableLoad
-from .console import emit_json, line, out
+from .console import emit_json, fit_table, line, out
 
 
 def references_data(reports: list) -> list[dict]:
@@ -30,17 +30,17 @@ def references(reports: list, as_json: bool) -> None:
     if as_json:
         emit_json(references_data(reports))
         return
-    table = Table(title="soft references", title_justify="left")
-    for col in ("service", "column", "points at", "rows", "dangling", "stale copies"):
-        table.add_column(col)
+    rows = []
     for r in reports:
         ref = r.reference
         stale = sum(m.rows for m in r.stale.values())
-        table.add_row(ref.service, f"{ref.table}.{ref.column}",
-                      f"{ref.target_service} {ref.target_table}.{ref.target_column}", str(r.rows),
-                      f"[red]{r.dangling.rows}[/]" if r.dangling.rows else "0",
-                      f"[red]{stale}[/]" if stale else ("0" if r.stale else "-"))
-    out.print(table)
+        rows.append((ref.service, f"{ref.table}.{ref.column}",
+                     f"{ref.target_service} {ref.target_table}.{ref.target_column}", str(r.rows),
+                     Text(str(r.dangling.rows), "red") if r.dangling.rows else "0",
+                     Text(str(stale), "red") if stale else ("0" if r.stale else "-")))
+    fit_table([("service", "left"), ("column", "left"), ("points at", "left"), ("rows", "right"),
+               ("dangling", "right"), ("stale copies", "right")], rows, shrink=(("points at", 20), ("column", 16)),
+              title="soft references")
     for r in reports:
         ref = r.reference
         if r.dangling.rows:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.table import Table
+from rich.text import Text
 
-from .console import emit_json, line, out, write_atomically
+from ..inspect.plans import plan_lines
+from .console import emit_json, fit_table, line, wrapped, write_atomically
 
 
 def explain_data(results: list) -> list[dict]:
@@ -15,21 +16,28 @@ def explain_data(results: list) -> list[dict]:
         {
             "service": s.service,
             "database": s.where,
+            "analysed": s.analysed,
             "queries": [
                 {
                     "name": r.query.name,
                     "file": str(r.query.path),
                     "description": r.query.description,
+                    "sql": r.query.text,
                     "params": {k: str(v) for k, v in r.values.items()},
                     "execution_ms": round(r.execution_ms, 3),
                     "planning_ms": round(r.planning_ms, 3),
                     "shape": r.shape,
+                    "summary": r.summary,
                     "uses_index": r.uses_index,
                     "rows": {"estimated": r.estimated_rows, "actual": r.actual_rows},
                     "buffers": {"shared_hit": r.shared_hit, "shared_read": r.shared_read, "temp": r.temp_blocks},
                     "warnings": r.warnings,
-                    "budget": {"max_ms": r.query.budget.max_ms, "no_seq_scan": r.query.budget.no_seq_scan},
+                    "budget": {"max_ms": r.query.budget.max_ms, "no_seq_scan": r.query.budget.no_seq_scan,
+                               "no_seq_scan_rows": r.query.budget.seq_scan_rows},
                     "broken": r.broken,
+                    "budget_notes": r.notes,
+                    "baseline_ms": r.baseline_ms,
+                    "regressions": r.regressions,
                     "error": r.error,
                     "plan": r.plan,
                 }
@@ -40,42 +48,70 @@ def explain_data(results: list) -> list[dict]:
     ]
 
 
-def explain(results: list, as_json: bool, output: Path | None = None) -> None:
-    """The table (or JSON) on stdout and, with `output`, the Markdown report written whole or not at all."""
+def explain(results: list, as_json: bool, output: Path | None = None, verbose: bool = False) -> None:
+    """The table (or JSON) on stdout and, with `output`, the report (HTML for a .html name, else
+    Markdown) written whole or not at all."""
     if output is not None:
-        write_atomically(output, explain_markdown(results))
+        write_atomically(output, explain_file(results, output))
     if as_json:
         emit_json(explain_data(results))
         return
     for s in results:
-        table = Table(title=f"{s.service}: {s.where}", title_justify="left")
-        for col, justify in (("query", "left"), ("ms", "right"), ("plan", "left"), ("rows est/actual", "right"),
-                             ("buffers hit/read", "right"), ("budget", "left")):
-            table.add_column(col, justify=justify, no_wrap=col == "query")  # type: ignore[arg-type]
+        if s.analysed:
+            wrapped(f"{s.service}: analysed {', '.join(s.analysed)} first (never analysed; plans need statistics)",
+                    indent="", hanging="  ")
+        rows = [(r.query.name, f"{r.execution_ms:.2f}" if not r.error else Text("timeout", "red"),
+                 ", ".join(r.summary) or "-", f"{r.estimated_rows:,.0f}/{r.actual_rows:,.0f}",
+                 f"{r.shared_hit:,}/{r.shared_read:,}", _verdict(r)) for r in s.reports]
+        fit_table([("query", "left"), ("ms", "right"), ("plan", "left"), ("est/act", "right"),
+                   ("hit/read", "right"), ("check", "left")], rows,
+                  shrink=(("plan", 24), ("query", 16), ("plan", 12)), title=f"{s.service}: {s.where}")
         for r in s.reports:
-            state = "[red]broken[/]" if r.broken else ("[green]ok[/]" if r.query.budget.describe() else "-")
-            table.add_row(r.query.name, f"{r.execution_ms:.2f}" if not r.error else "[red]timeout[/]",
-                          "\n".join(r.shape) or "-", f"{r.estimated_rows:,.0f} / {r.actual_rows:,.0f}",
-                          f"{r.shared_hit:,} / {r.shared_read:,}", state)
-        out.print(table)
+            for kind, texts in (("warning", r.warnings), ("budget", r.broken), ("regression", r.regressions)):
+                for text in texts:
+                    wrapped(f"{kind} {r.query.name}: {text}")
+            if verbose:
+                for text in r.notes:
+                    wrapped(f"fine {r.query.name}: {text}")
+            if verbose and r.plan:
+                line(f"  {r.query.name}:")
+                for text in plan_lines(r.plan):
+                    line(f"    {text}")
+        small: dict[tuple[str, float], int] = {}
         for r in s.reports:
-            for warning in r.warnings:
-                out.print(f"  [yellow]warning[/] {r.query.name}: ", end="")
-                line(warning)
-            for broken in r.broken:
-                out.print(f"  [red]budget[/] {r.query.name}: ", end="")
-                line(broken)
+            for table, (rows, threshold) in r.small_scans.items():
+                small[(table, rows)] = threshold
+        if small:
+            tables = ", ".join(f"{t} ({n:,.0f} rows)" for t, n in sorted(small))
+            wrapped(f"fine: sequential scans on small tables, {tables}: no_seq_scan judges tables of"
+                    f" {min(small.values()):,} rows or more (--large-rows, or no_seq_scan>=N)")
     reports = [r for s in results for r in s.reports]
-    line(f"explained {len(reports)} key quer{'y' if len(reports) == 1 else 'ies'} in {len(results)} service"
-         f"{'s' if len(results) != 1 else ''}: {sum(len(r.warnings) for r in reports)} warning(s),"
-         f" {sum(1 for r in reports if r.broken)} over budget")
+    compared = [r for r in reports if r.baseline_ms is not None]
+    against = f", {sum(1 for r in compared if r.regressions)} regressed against the baseline" if compared else ""
+    wrapped(f"explained {len(reports)} key quer{'y' if len(reports) == 1 else 'ies'} in {len(results)} service"
+            f"{'s' if len(results) != 1 else ''}: {sum(len(r.warnings) for r in reports)} warning(s),"
+            f" {sum(1 for r in reports if r.broken)} over budget{against}", indent="", hanging="  ")
+
+
+def _verdict(r) -> Text:
+    if r.broken:
+        return Text("broken", "red")
+    if r.regressions:
+        return Text("regressed", "red")
+    return Text("ok", "green") if (r.query.budget.describe() or r.baseline_ms is not None) else Text("-")
+
+
+def explain_file(results: list, output: Path) -> str:
+    if output.suffix.lower() in (".html", ".htm"):
+        from ..report.page import explain_page
+
+        return explain_page(explain_data(results))
+    return explain_markdown(results)
 
 
 def explain_markdown(results: list, title: str = "dbtool explain") -> str:
     """The report for --output: a summary table, then each query with its SQL, values and plan."""
     from datetime import datetime, timezone
-
-    from ..inspect.plans import plan_lines
 
     def cell(text: str) -> str:
         return text.replace("|", "\\|").replace("\n", "<br>")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.text import Text
+
 from ..migrate.results import Events, ServiceResult
-from .console import emit_json, line, out
+from .console import emit_json, fit_table, line, out
 
 if TYPE_CHECKING:
     from ..migrate.triggers import TriggerSync
@@ -98,24 +100,21 @@ def status_data(results: list[ServiceResult]) -> list[dict]:
 
 
 def status(results: list[ServiceResult], as_json: bool) -> None:
-    from rich.table import Table  # only status draws a table: migrate need not load it
-
     data = status_data(results)
     if as_json:
         emit_json(data)
         return
+    styles = {"applied": "green", "pending": "yellow", "edited": "red", "unknown": "magenta"}
     for service in data:
-        table = Table(title=f"{service['service']}: {service['database']}", title_justify="left")
-        for col in ("version", "migration", "state", "applied at (UTC)"):
-            table.add_column(col)
-        styles = {"applied": "green", "pending": "yellow", "edited": "red", "unknown": "magenta"}
+        rows = []
         for m in service["migrations"]:
             at = m["applied_at"]
-            table.add_row(f"{m['version']:03d}", m["id"], f"[{styles[m['state']]}]{m['state']}[/]",
-                          at.strftime("%Y-%m-%d %H:%M:%S") if at else "")
+            rows.append((f"{m['version']:03d}", m["id"], Text(m["state"], styles[m["state"]]),
+                         at.strftime("%Y-%m-%d %H:%M:%S") if at else ""))
         for mid in service["missing"]:
-            table.add_row("", mid, "[red]missing file[/]", "")
-        out.print(table)
+            rows.append(("", mid, Text("missing file", "red"), ""))
+        fit_table([("version", "left"), ("migration", "left"), ("state", "left"), ("applied at (UTC)", "left")],
+                  rows, shrink=(("migration", 24),), title=f"{service['service']}: {service['database']}")
         notes = []
         if not service["database_exists"]:
             notes.append("database does not exist yet; migrate creates it")
