@@ -65,11 +65,22 @@ SHARED = {
     "lock_timeout": _option("lock_timeout", Annotated[float, typer.Option(
         "--lock-timeout", help="Seconds to wait for another dbtool run on the same database (its"
                                " migration lock); not the lock a DDL statement waits for.")], 60.0),
+    "ddl_lock_timeout": _option("ddl_lock_timeout", Annotated[str, typer.Option(
+        "--ddl-lock-timeout", help="How long each migration statement may wait for a table lock (300ms, 2s,"
+                                   " 1min; 0 waits forever) before its migration is rolled back and retried;"
+                                   " not --lock-timeout, the wait for another dbtool run.")], "1s"),
+    "ddl_retries": _option("ddl_retries", Annotated[int, typer.Option(
+        "--ddl-retries", help="How often a migration that timed out waiting for a lock is retried, after"
+                              " a growing, jittered wait.")], 10),
+    "statement_timeout": _option("statement_timeout", Annotated[str, typer.Option(
+        "--statement-timeout", help="How long each migration statement may run (e.g. 30s, 10min, 1h; 0 is"
+                                    " no limit).")], "1h"),
     "traceback": _option("traceback", Annotated[bool, typer.Option(
         "--traceback", help="Show the full traceback of an error (the exit code stays the same).")], False),
 }
 DATABASE = ("env", "schemas_dir", "dsn", "wait", "traceback")
 LOCKING = DATABASE + ("lock_timeout",)
+DDL = LOCKING + ("ddl_lock_timeout", "ddl_retries", "statement_timeout")
 OFFLINE = ("schemas_dir", "traceback")
 
 
@@ -143,7 +154,7 @@ def _confirm_prod(settings: Settings, yes: bool, action: str) -> None:
 # ---------------------------------------------------------------- migrations
 
 
-@command(app, shared=LOCKING)
+@command(app, shared=DDL)
 def migrate(
     settings: Settings, services: Services = None,
     to: Annotated[Optional[int], typer.Option("--to", help="Apply up to and including this version.")] = None,
@@ -159,7 +170,7 @@ def migrate(
     summary(results, "applied", dry_run, json)
 
 
-@command(app, shared=LOCKING)
+@command(app, shared=DDL)
 def rollback(
     settings: Settings, services: Services = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Roll back this many migrations (default 1).")] = None,

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from .. import server
 from ..config import Settings, resolve_target, select_services
 from ..databases import database_exists, locate, peek_state
 from ..errors import BadInput, DatabaseUnavailable, MigrationTreeError, Refused
+from .locks import policy_of
 from .runner import OnMigration, migrate_connection, rollback_connection
 from .state import State, check_version, plan_down, plan_up, read_state, refuse_drift
 from .tracking import advisory_lock, record_checksum, tracking
@@ -30,6 +32,7 @@ class Events:
     target: Callable[[str, str], None] = lambda service, where: None
     migration: Callable[[str, Migration, float], None] = lambda service, m, seconds: None
     triggers: Callable[[str, TriggerSync], None] = lambda service, sync: None
+    retry: Callable[[str, str], None] = lambda service, line: None  # a lock wait, a retry
 
 
 @dataclass
@@ -98,6 +101,7 @@ def migrate(
                 result.done = migrate_connection(
                     conn, tree, to, settings.lock_timeout,
                     report=result.reporter(events),
+                    policy=policy_of(settings), on_retry=functools.partial(events.retry, service),
                 )
                 result.triggers = _sync_triggers(conn, service, events)
         results.append(result)
@@ -135,6 +139,7 @@ def rollback(
                 result.done = rollback_connection(
                     conn, tree, steps, to, everything, force, settings.lock_timeout,
                     report=result.reporter(events),
+                    policy=policy_of(settings), on_retry=functools.partial(events.retry, service),
                 )
                 result.triggers = _sync_triggers(conn, service, events)
         results.append(result)

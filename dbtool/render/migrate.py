@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from ..migrate.commands import Events, ServiceResult
@@ -21,7 +22,10 @@ def progress(verb: str, quiet: bool = False) -> Events:
     def migration(service: str, m, seconds: float) -> None:
         out.print(f"  [green]{verb}[/green] {m.id}  [dim]{seconds * 1000:.0f} ms[/dim]")
 
-    return Events(target=target, migration=migration, triggers=trigger_changes)
+    def retry(service: str, text: str) -> None:
+        out.print(f"  [yellow]{escape(text)}[/yellow]")
+
+    return Events(target=target, migration=migration, triggers=trigger_changes, retry=retry)
 
 
 def trigger_changes(service: str, sync: TriggerSync) -> None:
