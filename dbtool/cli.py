@@ -420,6 +420,37 @@ def verify(settings: Settings, services: Services = None, scratch_dsn: ScratchDs
     return not report.ok
 
 
+@command(app, shared=DDL)
+def rehearse(
+    settings: Settings,
+    service: Annotated[str, typer.Argument(help="The service folder under schemas/ whose pending migrations to rehearse.")],
+    scale: Annotated[int, typer.Option("--scale", help="Synthetic data to load first, as seed --scale (1..5000).")] = 10,
+    writers: Annotated[int, typer.Option("--writers", help="Writer connections doing INSERT and UPDATE by primary"
+                                                           " key on the tables the migrations touch.")] = 4,
+    duration_limit: Annotated[float, typer.Option(
+        "--duration-limit", help="Seconds a migration may run before it is cancelled and reported.")] = 600.0,
+    max_stall: Annotated[float, typer.Option(
+        "--max-stall", help="Worst write latency in ms a migration may cause; exit 1 when one causes more.")] = 500.0,
+    start: Annotated[Optional[int], typer.Option(
+        "--from", help="Rehearse the migrations after this version (default: the version the service's own"
+                       " database has applied).")] = None,
+    scratch_dsn: ScratchDsn = None, json: Json = False,
+) -> bool:
+    """Apply the pending migrations on a scratch database under writer load and report what each did.
+
+    Per migration: its duration, the writers' worst and 99th-percentile latency while it ran, the
+    locks it took, whether it rewrote a table or index, and the size change. The scratch database is
+    always dropped; the service's own database is only read.
+    """
+    from .rehearse.run import rehearse
+    from .render.rehearse import progress, summary
+
+    report = rehearse(settings, service, scale=scale, writers=writers, duration_limit=duration_limit,
+                      max_stall=max_stall, start=start, scratch_dsn=scratch_dsn, events=progress(json))
+    summary(report, json)
+    return report.broken
+
+
 # ---------------------------------------------------------------- the embedded server
 
 
