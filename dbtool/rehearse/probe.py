@@ -11,7 +11,7 @@ import psycopg
 from ..migrate.tracking import TRACKING_TABLES
 
 _HELD = """
-SELECT DISTINCT l.mode, c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+SELECT DISTINCT l.mode, c.relname, c.relkind = 'i' FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
 WHERE l.pid = %s AND l.locktype = 'relation' AND l.granted
   AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
   AND NOT c.relname LIKE ANY(%s)
@@ -30,22 +30,22 @@ class LockSampler(threading.Thread):
     def __init__(self, conninfo: str, pid: int, interval: float = 0.01):
         super().__init__(daemon=True)
         self.conninfo, self.pid, self.interval = conninfo, pid, interval
-        self.seen: set[tuple[str, str]] = set()  # (mode, relation)
+        self.seen: set[tuple[str, str, bool]] = set()  # (mode, relation, is an index)
         self.stop = threading.Event()
 
     def run(self) -> None:
         with psycopg.connect(self.conninfo, autocommit=True, application_name="dbtool rehearse probe") as conn:
             while True:
-                self.seen |= {(m, r) for m, r in conn.execute(_HELD, (self.pid, [f"{t}%" for t in TRACKING_TABLES]))}
+                self.seen |= {(m, r, i) for m, r, i in conn.execute(_HELD, (self.pid, [f"{t}%" for t in TRACKING_TABLES]))}
                 if self.stop.wait(self.interval):
                     return
 
     def locks(self) -> list[str]:
-        """'ACCESS EXCLUSIVE on courses', the strongest first."""
+        """'ACCESS EXCLUSIVE on courses', the strongest first, tables before their indexes."""
         order = ["AccessExclusiveLock", "ExclusiveLock", "ShareRowExclusiveLock", "ShareLock",
                  "ShareUpdateExclusiveLock", "RowExclusiveLock", "RowShareLock", "AccessShareLock"]
-        ranked = sorted(self.seen, key=lambda x: (order.index(x[0]) if x[0] in order else 99, x[1]))
-        return [f"{_mode(m)} on {r}" for m, r in ranked]
+        ranked = sorted(self.seen, key=lambda x: (order.index(x[0]) if x[0] in order else 99, x[2], x[1]))
+        return [f"{_mode(m)} on {r}" for m, r, _ in ranked]
 
 
 def _mode(mode: str) -> str:
