@@ -207,3 +207,36 @@ def test_a_concurrent_build_waiting_for_a_writer_is_retried(cli, service, db):
     with connect(db) as conn:
         valid = conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_users_name'::regclass")
         assert valid.fetchone()[0] is True
+
+
+def test_a_long_wait_is_reported_while_it_lasts(cli, service, db):
+    """With no lock timeout a concurrent build waits for an old transaction; dbtool says on what."""
+    row_id = _prepared(service, db)
+    add(service, "add_users_name_index",
+        "-- transactional: false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_users_name ON users (name);\n",
+        "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_users_name;\n")
+    blocker = connect(db)
+    pid = blocker.info.backend_pid
+    blocker.execute("BEGIN")
+    blocker.execute("UPDATE users SET name = 'B' WHERE id = %s", (row_id,))
+    outcome = {}
+    run = threading.Thread(target=lambda: outcome.update(result=cli(
+        "migrate", "identity", "--schemas-dir", service.parent, "--ddl-lock-timeout", "0",
+        env={"IDENTITY_DATABASE_URL": db})))
+    run.start()
+    time.sleep(3.0)
+    blocker.execute("COMMIT")
+    run.join(30)
+    blocker.close()
+    result = outcome["result"]
+    assert result.exit_code == 0, result.stderr
+    waits = [x for x in result.stdout.splitlines() if "005_add_users_name_index: waiting" in x]
+    assert waits and f"held by pid {pid}" in waits[0] and "lock timeout" not in result.stdout
+
+
+def test_blocker_queries_never_show_a_password():
+    from dbtool.migrate.locks import _redacted_query
+
+    shown = _redacted_query("ALTER ROLE app PASSWORD 'hunter2'", ["s3cret"])
+    assert "hunter2" not in shown and "PASSWORD ***" in shown
+    assert _redacted_query("SELECT 's3cret'", ["s3cret"]) == "SELECT '***'"

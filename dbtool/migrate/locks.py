@@ -155,7 +155,7 @@ class Watcher:
     """A second connection that polls what the migration's backend waits on, while it waits."""
 
     def __init__(self, conn: psycopg.Connection, on_long_wait: Callable[[Wait], None] | None = None,
-                 report_after: float = 2.0, interval: float = 0.05):
+                 report_after: float = 2.0, interval: float = 0.02):
         self.pid = conn.info.backend_pid
         self.password = conn.info.password or ""
         self.conninfo = make_conninfo(conn.info.dsn, password=conn.info.password) if conn.info.password \
@@ -240,7 +240,7 @@ def watching(conn: psycopg.Connection, on_retry: OnRetry | None, what: str) -> I
 
 
 def with_retries(attempt: Callable[[], None], policy: LockPolicy, watcher: Watcher, what: str,
-                 on_retry: OnRetry | None) -> None:
+                 on_retry: OnRetry | None, left: str = "nothing of this migration was applied") -> None:
     """Run attempt(); on a lock timeout, wait and run it again, up to policy.retries more times.
 
     attempt() must leave nothing behind when it fails (a rolled-back transaction, one statement).
@@ -257,7 +257,7 @@ def with_retries(attempt: Callable[[], None], policy: LockPolicy, watcher: Watch
         if retry > policy.retries:
             raise DatabaseUnavailable(
                 f"{what}: could not get its lock within {show(policy.lock_timeout)} in {retry} attempt(s):"
-                f" waiting for {blocked}; nothing of this migration was applied; end or wait out that"
+                f" waiting for {blocked}; {left}; end or wait out that"
                 f" session, or raise {policy.where} or --ddl-retries")
         pause = policy.wait_before(retry)
         if on_retry:

@@ -97,7 +97,9 @@ def _step_outside_transaction(backend: _Tracking, m: Migration, direction: str,
                 drop_invalid()  # also what a build cut short by its lock timeout left
                 _run(conn, path, [st], False)
 
-            with_retries(attempt, policy, watch, m.id, on_retry)
+            with_retries(attempt, policy, watch, m.id, on_retry,
+                         "the statements before this one were committed (non-transactional migration);"
+                         " the migration was not recorded")
     finally:
         if not conn.closed:
             conn.execute("RESET lock_timeout")
