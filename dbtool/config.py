@@ -66,7 +66,7 @@ def make_settings(
         raise BadInput(f"--lock-timeout: {lock_timeout} is negative; give seconds, e.g. --lock-timeout 60")
     if dsn is not None:
         check_dsn(dsn, "--dsn")
-    from .migrate.locks import parse_duration, parse_retries
+    from .migrate.locks import parse_duration, parse_retries  # no psycopg: offline commands stay light
 
     if isinstance(ddl_lock_timeout, str):
         ddl_lock_timeout = parse_duration(ddl_lock_timeout, "--ddl-lock-timeout")

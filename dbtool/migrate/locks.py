@@ -18,8 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
-import psycopg
-from psycopg.conninfo import make_conninfo
+from typing import TYPE_CHECKING
 
 from ..errors import BadInput, DatabaseUnavailable
 
@@ -29,6 +28,11 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$")
 # Directives a migration's leading comments may carry, e.g. "-- lock-timeout: 300ms".
 _DIRECTIVE = re.compile(r"^\s*--\s*(lock-timeout|retries|statement-timeout)\s*:\s*(.*?)\s*$", re.IGNORECASE)
 LOCK_NOT_AVAILABLE = "55P03"
+
+if TYPE_CHECKING:
+    import psycopg
+# psycopg is imported where a connection is used, so that `validate` and `lint`, which read the
+# directives through tree.py, stay offline and light.
 
 
 def parse_duration(text: str, where: str) -> float:
@@ -156,6 +160,8 @@ class Watcher:
 
     def __init__(self, conn: psycopg.Connection, on_long_wait: Callable[[Wait], None] | None = None,
                  report_after: float = 2.0, interval: float = 0.02):
+        from psycopg.conninfo import make_conninfo
+
         self.pid = conn.info.backend_pid
         self.password = conn.info.password or ""
         self.conninfo = make_conninfo(conn.info.dsn, password=conn.info.password) if conn.info.password \
@@ -167,6 +173,8 @@ class Watcher:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> "Watcher":
+        import psycopg
+
         try:
             self._conn = psycopg.connect(self.conninfo, autocommit=True, application_name="dbtool lock watcher")
         except psycopg.Error:
@@ -184,6 +192,8 @@ class Watcher:
             self._conn.close()
 
     def _poll(self) -> None:
+        import psycopg
+
         reported = 0.0
         while not self._stop.wait(self.interval):
             try:
@@ -223,7 +233,7 @@ OnRetry = Callable[[str], None]  # one line: what blocked, and the next wait
 
 
 def is_lock_timeout(exc: BaseException) -> bool:
-    return isinstance(exc, psycopg.Error) and exc.sqlstate == LOCK_NOT_AVAILABLE
+    return getattr(exc, "sqlstate", None) == LOCK_NOT_AVAILABLE  # a psycopg.Error of that SQLSTATE
 
 
 @contextmanager
@@ -250,7 +260,7 @@ def with_retries(attempt: Callable[[], None], policy: LockPolicy, watcher: Watch
         try:
             attempt()
             return
-        except psycopg.Error as exc:
+        except Exception as exc:
             if not is_lock_timeout(exc):
                 raise
             blocked = watcher.last.describe()
