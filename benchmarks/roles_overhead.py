@@ -10,7 +10,16 @@ import statistics
 import sys
 
 import psycopg
-from _common import SCHEMAS, SERVICES, dbtool_cmd, fresh_db, report, run, scratch_server, timed
+from _common import (
+    SCHEMAS,
+    SERVICES,
+    dbtool_cmd,
+    fresh_db,
+    report,
+    run,
+    scratch_server,
+    timed,
+)
 
 from dbtool.config import Target, make_settings
 from dbtool.migrate.runner import migrate_connection

@@ -67,11 +67,22 @@ SHARED = {
     "lock_timeout": _option("lock_timeout", Annotated[float, typer.Option(
         "--lock-timeout", help="Seconds to wait for another dbtool run on the same database (its"
                                " migration lock); not the lock a DDL statement waits for.")], 60.0),
+    "ddl_lock_timeout": _option("ddl_lock_timeout", Annotated[str, typer.Option(
+        "--ddl-lock-timeout", help="How long each migration statement may wait for a table lock (300ms, 2s,"
+                                   " 1min; 0 waits forever) before its migration is rolled back and retried;"
+                                   " not --lock-timeout, the wait for another dbtool run.")], "1s"),
+    "ddl_retries": _option("ddl_retries", Annotated[int, typer.Option(
+        "--ddl-retries", help="How often a migration that timed out waiting for a lock is retried, after"
+                              " a growing, jittered wait.")], 10),
+    "statement_timeout": _option("statement_timeout", Annotated[str, typer.Option(
+        "--statement-timeout", help="How long each migration statement may run (e.g. 30s, 10min, 1h; 0 is"
+                                    " no limit).")], "1h"),
     "traceback": _option("traceback", Annotated[bool, typer.Option(
         "--traceback", help="Show the full traceback of an error (the exit code stays the same).")], False),
 }
 DATABASE = ("env", "schemas_dir", "dsn", "wait", "traceback")
 LOCKING = DATABASE + ("lock_timeout",)
+DDL = LOCKING + ("ddl_lock_timeout", "ddl_retries", "statement_timeout")
 OFFLINE = ("schemas_dir", "traceback")
 
 
@@ -154,7 +165,7 @@ def _confirm_prod(settings: "Settings", yes: bool, action: str) -> None:
 # ---------------------------------------------------------------- migrations
 
 
-@command(app, shared=LOCKING)
+@command(app, shared=DDL)
 def migrate(
     settings: "Settings", services: Services = None,
     to: Annotated[Optional[int], typer.Option("--to", help="Apply up to and including this version.")] = None,
@@ -170,7 +181,7 @@ def migrate(
     summary(results, "applied", dry_run, json)
 
 
-@command(app, shared=LOCKING)
+@command(app, shared=DDL)
 def rollback(
     settings: "Settings", services: Services = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Roll back this many migrations (default 1).")] = None,
@@ -496,6 +507,37 @@ def baseline(
 
     _confirm_prod(settings, yes, "record a baseline in")
     baselined(baseline(settings, service))
+
+
+@command(app, shared=DDL)
+def rehearse(
+    settings: "Settings",
+    service: Annotated[str, typer.Argument(help="The service folder under schemas/ whose pending migrations to rehearse.")],
+    scale: Annotated[int, typer.Option("--scale", help="Synthetic data to load first, as seed --scale (1..5000).")] = 10,
+    writers: Annotated[int, typer.Option("--writers", help="Writer connections doing INSERT and UPDATE by primary"
+                                                           " key on the tables the migrations touch.")] = 4,
+    duration_limit: Annotated[float, typer.Option(
+        "--duration-limit", help="Seconds a migration may run before it is cancelled and reported.")] = 600.0,
+    max_stall: Annotated[float, typer.Option(
+        "--max-stall", help="Worst write latency in ms a migration may cause; exit 1 when one causes more.")] = 500.0,
+    start: Annotated[Optional[int], typer.Option(
+        "--from", help="Rehearse the migrations after this version (default: the version the service's own"
+                       " database has applied).")] = None,
+    scratch_dsn: ScratchDsn = None, json: Json = False,
+) -> bool:
+    """Apply the pending migrations on a scratch database under writer load and report what each did.
+
+    Per migration: its duration, the writers' worst and 99th-percentile latency while it ran, the
+    locks it took, whether it rewrote a table or index, and the size change. The scratch database is
+    always dropped; the service's own database is only read.
+    """
+    from .rehearse.run import rehearse
+    from .render.rehearse import progress, summary
+
+    report = rehearse(settings, service, scale=scale, writers=writers, duration_limit=duration_limit,
+                      max_stall=max_stall, start=start, scratch_dsn=scratch_dsn, events=progress(json))
+    summary(report, json)
+    return report.broken
 
 
 # ---------------------------------------------------------------- the embedded server

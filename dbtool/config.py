@@ -29,6 +29,10 @@ class Settings:
     dsn: str | None = None
     wait: float = 0.0
     lock_timeout: float = 60.0
+    # Bounded lock waits of each migration's statements (dbtool/migrate/locks.py), in seconds.
+    ddl_lock_timeout: float = 1.0
+    ddl_retries: int = 10
+    statement_timeout: float = 3600.0
     # Where the embedded server keeps its data; None means <project>/.dbtool.
     data_dir: Path | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -50,6 +54,9 @@ def make_settings(
     lock_timeout: float = 60.0,
     environ: Mapping[str, str] | None = None,
     data_dir: Path | None = None,
+    ddl_lock_timeout: str | float = 1.0,
+    ddl_retries: int = 10,
+    statement_timeout: str | float = 3600.0,
 ) -> Settings:
     if env not in ENVIRONMENTS:
         raise BadInput(f"--env: unknown environment {env!r}; use one of {', '.join(ENVIRONMENTS)}")
@@ -59,6 +66,16 @@ def make_settings(
         raise BadInput(f"--lock-timeout: {lock_timeout} is negative; give seconds, e.g. --lock-timeout 60")
     if dsn is not None:
         check_dsn(dsn, "--dsn")
+    from .migrate.locks import (  # no psycopg: offline commands stay light
+        parse_duration,
+        parse_retries,
+    )
+
+    if isinstance(ddl_lock_timeout, str):
+        ddl_lock_timeout = parse_duration(ddl_lock_timeout, "--ddl-lock-timeout")
+    if isinstance(statement_timeout, str):
+        statement_timeout = parse_duration(statement_timeout, "--statement-timeout")
+    ddl_retries = parse_retries(ddl_retries, "--ddl-retries")
     return Settings(
         schemas_dir=Path(schemas_dir),
         env=env,
@@ -67,6 +84,9 @@ def make_settings(
         lock_timeout=lock_timeout,
         environ=dict(os.environ) if environ is None else dict(environ),
         data_dir=data_dir,
+        ddl_lock_timeout=ddl_lock_timeout,
+        ddl_retries=ddl_retries,
+        statement_timeout=statement_timeout,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import warnings
 from contextlib import contextmanager
@@ -142,7 +143,7 @@ def connect(conninfo: str, wait: float = 0.0, autocommit: bool = True, about: st
     delay = 0.2
     while True:
         try:
-            conn = psycopg.connect(conninfo, autocommit=autocommit, connect_timeout=10)
+            conn = psycopg.connect(conninfo, autocommit=autocommit, connect_timeout=10, **_named(conninfo))
             signals.track(conn)  # so SIGTERM can cancel what it runs
             return conn
         except psycopg.OperationalError as exc:
@@ -150,6 +151,17 @@ def connect(conninfo: str, wait: float = 0.0, autocommit: bool = True, about: st
                 raise DatabaseUnavailable(_connect_message(about or conninfo, exc)) from None
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def application_name() -> str:
+    """What pg_stat_activity shows for dbtool's sessions: 'dbtool' and the command, e.g. 'dbtool migrate'."""
+    words = [w for w in sys.argv[1:3] if not w.startswith("-")][:1]
+    return " ".join(["dbtool", *words])[:63]
+
+
+def _named(conninfo: str) -> dict[str, str]:
+    # A connection string that names its application keeps it.
+    return {} if conninfo_to_dict(conninfo).get("application_name") else {"application_name": application_name()}
 
 
 def _not_worth_retrying(exc: psycopg.OperationalError) -> bool:

@@ -10,6 +10,7 @@ never loads yoyo.
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -19,6 +20,7 @@ from ..databases import locate, peek_state, require_database
 from ..errors import BadInput
 from ..roles.commands import as_owner
 from ..signals import Interrupted
+from .locks import policy_of
 from .results import Events, InOrder, ServiceResult
 from .state import check_version, plan_down, plan_up, read_state, refuse_drift
 from .tree import Migration, validate
@@ -48,7 +50,8 @@ def migrate(
 
         with server.connect(conninfo, wait=settings.wait, create=target.may_create) as conn, \
                 as_owner(conn, settings, target):
-            result.done = migrate_connection(conn, tree, to, settings.lock_timeout, report=result.reporter(relay))
+            result.done = migrate_connection(conn, tree, to, settings.lock_timeout, report=result.reporter(relay),
+                                             policy=policy_of(settings), on_retry=functools.partial(relay.retry, service))
             result.triggers = _sync_triggers(conn, settings, service, relay)
 
     return _each_service(settings, trees, events, work)
@@ -84,7 +87,8 @@ def rollback(
 
         with server.connect(conninfo, wait=settings.wait) as conn, as_owner(conn, settings, target):
             result.done = rollback_connection(conn, tree, steps, to, everything, force, settings.lock_timeout,
-                                              report=result.reporter(relay))
+                                              report=result.reporter(relay), policy=policy_of(settings),
+                                              on_retry=functools.partial(relay.retry, service))
             result.triggers = _sync_triggers(conn, settings, service, relay)
 
     return _each_service(settings, trees, events, work)

@@ -23,6 +23,7 @@ class Events:
     target: Callable[[str, str], None] = lambda service, where: None
     migration: Callable[[str, Migration, float], None] = lambda service, m, seconds: None
     triggers: Callable[[str, TriggerSync], None] = lambda service, sync: None
+    retry: Callable[[str, str], None] = lambda service, line: None  # a lock wait, a retry
 
 
 @dataclass
@@ -61,6 +62,7 @@ class InOrder:
             target=lambda s, where: self._say(s, lambda: self._to.target(s, where)),
             migration=lambda s, m, seconds: self._say(s, lambda: self._to.migration(s, m, seconds)),
             triggers=lambda s, sync: self._say(s, lambda: self._to.triggers(s, sync)),
+            retry=lambda s, text: self._say(s, lambda: self._to.retry(s, text)),
         )
 
     def _say(self, service: str, call: Callable[[], None]) -> None:

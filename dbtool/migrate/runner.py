@@ -17,6 +17,16 @@ from ..errors import BadInput, DatabaseUnavailable, DbtoolError, Refused
 from ..roles.denied import explain, privilege_of
 from ..signals import Interrupted
 from .guard import refuse_data_loss
+from .locks import (
+    LockPolicy,
+    OnRetry,
+    Watcher,
+    file_policy,
+    is_lock_timeout,
+    set_timeouts,
+    watching,
+    with_retries,
+)
 from .state import (
     check_version,
     invalid_indexes,
@@ -41,6 +51,8 @@ def _run(conn: psycopg.Connection, path: Path, statements: list[Statement], tran
             if transactional and conn.info.transaction_status == TransactionStatus.IDLE:
                 _ended_transaction(path, statements, n)
         except psycopg.Error as exc:
+            if is_lock_timeout(exc):
+                raise  # the caller retries it (locks.with_retries)
             line = st.line
             pos = getattr(exc.diag, "statement_position", None)
             if pos:
@@ -94,28 +106,39 @@ def _ended_transaction(path: Path, statements: list[Statement], n: int) -> None:
                    " migration was not recorded; split it in two or mark it '-- transactional: false'")
 
 
-def apply_one(backend: Tracking, m: Migration) -> None:
+def apply_one(backend: Tracking, m: Migration, policy: LockPolicy | None = None,
+              on_retry: OnRetry | None = None) -> None:
     """Apply one migration; its changes and its record commit together, or neither does."""
     from .tracking import record_applied
 
-    _step(backend, m, "up", record_applied)
+    _step(backend, m, "up", record_applied, policy, on_retry)
 
 
-def rollback_one(backend: Tracking, m: Migration) -> None:
+def rollback_one(backend: Tracking, m: Migration, policy: LockPolicy | None = None,
+                 on_retry: OnRetry | None = None) -> None:
     from .tracking import record_rolled_back
 
-    _step(backend, m, "down", record_rolled_back)
+    _step(backend, m, "down", record_rolled_back, policy, on_retry)
 
 
-def _step(backend: Tracking, m: Migration, direction: str, bookkeeping: Callable[[Tracking, Migration], None]) -> None:
+def _step(backend: Tracking, m: Migration, direction: str, bookkeeping: Callable[[Tracking, Migration], None],
+          policy: LockPolicy | None, on_retry: OnRetry | None) -> None:
     path, statements = m.path(direction), m.statements(direction)
+    policy = file_policy(m.text(direction), path, policy or LockPolicy())
+    conn = backend.connection
+    verb = "migrate" if direction == "up" else "rollback"
+    # What a DBA sees in pg_stat_activity while this migration runs or waits.
+    conn.execute("SELECT set_config('application_name', %s, false)", (f"dbtool {verb} {m.service} {m.version:03d}",))
     # A migration may change the session's search_path (every pg_dump file empties it with
     # set_config(..., false)); dbtool's bookkeeping and the next migration need the one it had.
-    search_path = backend.connection.execute("SELECT current_setting('search_path')").fetchone()[0]
+    search_path = conn.execute("SELECT current_setting('search_path')").fetchone()[0]
     try:
-        _step_in(backend, m, direction, path, statements, bookkeeping, search_path)
+        with watching(conn, on_retry, m.id) as watch:
+            if m.transactional(direction):
+                _step_in_transaction(backend, m, path, statements, bookkeeping, search_path, policy, watch, on_retry)
+            else:
+                _step_outside_transaction(backend, m, direction, bookkeeping, policy, watch, on_retry, search_path)
     finally:
-        conn = backend.connection
         if not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
             try:
                 conn.execute("SELECT set_config('search_path', %s, false)", (search_path,))
@@ -123,46 +146,73 @@ def _step(backend: Tracking, m: Migration, direction: str, bookkeeping: Callable
                 pass  # the connection is going; the error that ended the step is the one to report
 
 
-def _step_in(backend: Tracking, m: Migration, direction: str, path: Path, statements: list[Statement],
-             bookkeeping: Callable[[Tracking, Migration], None], search_path: str) -> None:
-    if m.transactional(direction):
-        failed: DbtoolError | None = None
-        try:
-            with backend.transaction():
-                try:
-                    _run(backend.connection, path, statements, True)
-                except DbtoolError as exc:
-                    failed = exc  # the ROLLBACK on the way out may fail too (a dead connection)
-                    raise
-                backend.connection.execute("SELECT set_config('search_path', %s, true)", (search_path,))
-                bookkeeping(backend, m)
-        except psycopg.Error as exc:  # after the statements: at COMMIT, or in the bookkeeping
-            if failed is not None:
-                raise failed from None
-            message = (exc.diag.message_primary or str(exc)).strip()
-            if _server_gone(exc):
-                raise DatabaseUnavailable(f"{path}: the server ended the connection at COMMIT ({message});"
-                                          " run again: the migration is applied and recorded, or neither") from None
-            if isinstance(exc, psycopg.errors.IntegrityError):
-                raise BadInput(f"{path}: refused at COMMIT: {message} (a deferred constraint); nothing of"
-                               " this migration was applied; fix the migration and run again") from None
-            raise
-    else:
-        # Statements such as CREATE INDEX CONCURRENTLY cannot run in a transaction block: the
-        # record can only follow them. Such migrations must be written to be re-runnable.
-        conn, text = backend.connection, m.text(direction)
+def _step_in_transaction(backend: Tracking, m: Migration, path: Path, statements: list[Statement],
+                         bookkeeping: Callable[[Tracking, Migration], None], search_path: str,
+                         policy: LockPolicy, watch: Watcher, on_retry: OnRetry | None) -> None:
+    conn = backend.connection
+    failed: list[DbtoolError] = []  # what _run raised: the ROLLBACK on the way out may fail too
+
+    def attempt() -> None:
+        failed.clear()
+        with backend.transaction():
+            set_timeouts(conn, policy, local=True)
+            try:
+                _run(conn, path, statements, True)
+            except DbtoolError as exc:
+                failed.append(exc)
+                raise
+            conn.execute("SELECT set_config('search_path', %s, true)", (search_path,))
+            bookkeeping(backend, m)
+
+    try:
+        with_retries(attempt, policy, watch, m.id, on_retry)
+    except psycopg.Error as exc:  # after the statements: at COMMIT, or in the bookkeeping
+        if failed:
+            raise failed[0] from None
+        message = (exc.diag.message_primary or str(exc)).strip()
+        if _server_gone(exc):
+            raise DatabaseUnavailable(f"{path}: the server ended the connection at COMMIT ({message});"
+                                      " run again: the migration is applied and recorded, or neither") from None
+        if isinstance(exc, psycopg.errors.IntegrityError):
+            raise BadInput(f"{path}: refused at COMMIT: {message} (a deferred constraint); nothing of"
+                           " this migration was applied; fix the migration and run again") from None
+        raise
+
+
+def _step_outside_transaction(backend: Tracking, m: Migration, direction: str,
+                              bookkeeping: Callable[[Tracking, Migration], None], policy: LockPolicy,
+                              watch: Watcher, on_retry: OnRetry | None, search_path: str) -> None:
+    # Statements such as CREATE INDEX CONCURRENTLY cannot run in a transaction block: the
+    # record can only follow them. Such migrations must be written to be re-runnable.
+    conn, text, path = backend.connection, m.text(direction), m.path(direction)
+
+    def drop_invalid() -> None:
         # A concurrent build that failed or was killed leaves an invalid index under its name, which
         # a re-run's IF NOT EXISTS would pass over. It serves no reads, so drop it and build again.
         for name in _invalid_indexes_named(conn, text):
             conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
-        _run(conn, path, statements, False)
-        left = _invalid_indexes_named(conn, text)
-        if left:
-            raise BadInput(f"{path}: index {left[0]} is invalid after this migration; drop it with DROP INDEX"
-                           " CONCURRENTLY and run again; the migration was not recorded")
-        conn.execute("SELECT set_config('search_path', %s, false)", (search_path,))
-        with backend.transaction():
-            bookkeeping(backend, m)
+
+    set_timeouts(conn, policy, local=False)
+    try:
+        for st in m.statements(direction):
+            def attempt(st: Statement = st) -> None:
+                drop_invalid()  # also what a build cut short by its lock timeout left
+                _run(conn, path, [st], False)
+
+            with_retries(attempt, policy, watch, m.id, on_retry,
+                         "the statements before this one were committed (non-transactional migration);"
+                         " the migration was not recorded")
+    finally:
+        if not conn.closed:
+            conn.execute("RESET lock_timeout")
+            conn.execute("RESET statement_timeout")
+    left = _invalid_indexes_named(conn, text)
+    if left:
+        raise BadInput(f"{path}: index {left[0]} is invalid after this migration; drop it with DROP INDEX"
+                       " CONCURRENTLY and run again; the migration was not recorded")
+    conn.execute("SELECT set_config('search_path', %s, false)", (search_path,))
+    with backend.transaction():
+        bookkeeping(backend, m)
 
 
 def _invalid_indexes_named(conn: psycopg.Connection, text: str) -> list[str]:
@@ -175,8 +225,12 @@ OnMigration = Callable[[Migration, float], None]
 def migrate_connection(
     conn: psycopg.Connection, migrations: list[Migration], to: int | None = None,
     lock_timeout: float = 60.0, report: OnMigration | None = None,
+    policy: LockPolicy | None = None, on_retry: OnRetry | None = None,
 ) -> list[Migration]:
-    """Apply pending migrations on an open connection, under the advisory lock."""
+    """Apply pending migrations on an open connection, under the advisory lock.
+
+    `policy` bounds each migration's lock waits (locks.py); `on_retry` hears each retry line.
+    """
     check_version(migrations, to, "--to")
     # Most runs find nothing to do: one read, no lock, no yoyo. What is applied is committed, so a
     # concurrent run cannot make this answer wrong; anything pending takes the locked path below.
@@ -199,7 +253,7 @@ def migrate_connection(
                 raise Interrupted(f"{conn.info.dbname}: interrupted by {signals.name()} before {m.id};"
                                   f" {len(done)} applied in this run, the rest pending; run the command again")
             started = time.perf_counter()
-            apply_one(backend, m)
+            apply_one(backend, m, policy, on_retry)
             done.append(m)
             if report:
                 report(m, time.perf_counter() - started)
@@ -210,6 +264,7 @@ def rollback_connection(
     conn: psycopg.Connection, migrations: list[Migration], steps: int | None = None,
     to: int | None = None, everything: bool = False, force: bool = False,
     lock_timeout: float = 60.0, report: OnMigration | None = None,
+    policy: LockPolicy | None = None, on_retry: OnRetry | None = None,
 ) -> list[Migration]:
     check_version(migrations, to, "--to")
     from .tracking import advisory_lock, tracking
@@ -227,7 +282,7 @@ def rollback_connection(
         done = []
         for m in plan:
             started = time.perf_counter()
-            rollback_one(backend, m)
+            rollback_one(backend, m, policy, on_retry)
             done.append(m)
             if report:
                 report(m, time.perf_counter() - started)

@@ -125,7 +125,11 @@ def _content_problem(path: Path, data: bytes, is_down: bool) -> str | None:
     if not _has_sql(text) and not (is_down and IRREVERSIBLE.search(text)):
         hint = " or mark it '-- dbtool: irreversible <reason>'" if is_down else ""
         return f"{path}: has no SQL statement; write the migration{hint}"
-    return None
+    from .locks import (
+        directive_problem,  # a bad -- lock-timeout: fails validate, before any database
+    )
+
+    return directive_problem(text, path)
 
 
 def load_tree(service_dir: Path) -> list[Migration]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from rich.text import Text
 
 from ..migrate.results import Events, ServiceResult
@@ -25,7 +26,10 @@ def progress(verb: str, quiet: bool = False) -> Events:
     def migration(service: str, m, seconds: float) -> None:
         out.print(f"  [green]{verb}[/green] {m.id}  [dim]{seconds * 1000:.0f} ms[/dim]")
 
-    return Events(target=target, migration=migration, triggers=trigger_changes)
+    def retry(service: str, text: str) -> None:
+        out.print(f"  [yellow]{escape(text)}[/yellow]")
+
+    return Events(target=target, migration=migration, triggers=trigger_changes, retry=retry)
 
 
 def trigger_changes(service: str, sync: TriggerSync) -> None:

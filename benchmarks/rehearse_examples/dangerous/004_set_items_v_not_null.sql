@@ -1,0 +1,2 @@
+-- SET NOT NULL scans every row under ACCESS EXCLUSIVE.
+ALTER TABLE items ALTER COLUMN v SET NOT NULL;

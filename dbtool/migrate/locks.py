@@ -1,0 +1,289 @@
+"""Bounded lock waits for migrations: lock_timeout and statement_timeout, retries with growing waits,
+and a description of whoever blocks a waiting statement.
+
+A DDL statement that queues for its lock holds up every later reader and writer of the table for as
+long as it waits. So a migration waits at most `lock_timeout`; on `lock_not_available` (55P03) the
+whole transaction is rolled back, the lock is released, the queue behind it drains, and the
+migration is tried again after a growing, jittered wait. Non-transactional migrations get the same
+per statement. A watcher on a second connection sees what the waiting statement waits on.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from ..errors import BadInput, DatabaseUnavailable
+
+# PostgreSQL's own time units for lock_timeout and statement_timeout; a bare number is milliseconds.
+_UNITS = {"us": 0.000001, "ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$")
+# Directives a migration's leading comments may carry, e.g. "-- lock-timeout: 300ms".
+_DIRECTIVE = re.compile(r"^\s*--\s*(lock-timeout|retries|statement-timeout)\s*:\s*(.*?)\s*$", re.IGNORECASE)
+LOCK_NOT_AVAILABLE = "55P03"
+
+if TYPE_CHECKING:
+    import psycopg
+# psycopg is imported where a connection is used, so that `validate` and `lint`, which read the
+# directives through tree.py, stay offline and light.
+
+
+def parse_duration(text: str, where: str) -> float:
+    """Seconds, from a duration as PostgreSQL writes one: 300ms, 1s, 10min (a bare number is ms)."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise BadInput(f"{where}: {text!r} is not a duration; write it as PostgreSQL does, e.g. 300ms, 2s or 10min")
+    return float(match[1]) * _UNITS[match[2] or "ms"]
+
+
+def parse_retries(text: str | int, where: str) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise BadInput(f"{where}: {text!r} is not a number of retries; give a whole number from 0, e.g. 10")
+    return value
+
+
+def show(seconds: float) -> str:
+    """A duration for people and for SET: 300ms, 2s, 10min."""
+    ms = round(seconds * 1000)
+    if ms % 60000 == 0 and ms:
+        return f"{ms // 60000}min"
+    if ms % 1000 == 0 and ms:
+        return f"{ms // 1000}s"
+    return f"{ms}ms"
+
+
+@dataclass(frozen=True)
+class LockPolicy:
+    """How long a migration's statements may wait for a lock and run, and how often it is retried."""
+
+    lock_timeout: float = 1.0  # seconds; 0 means wait forever, as in PostgreSQL
+    retries: int = 10  # tries after the first
+    statement_timeout: float = 3600.0  # seconds; 0 means no limit
+    where: str = "--ddl-lock-timeout"  # which setting the lock timeout came from, for the fix
+
+    def wait_before(self, retry: int) -> float:
+        """The pause before retry n (1-based): doubling from 0.25 s to at most 10 s, jittered by half,
+        so retrying runs do not fall into step with each other or with the blocker's rhythm."""
+        return min(0.25 * 2 ** (retry - 1), 10.0) * random.uniform(0.5, 1.5)
+
+
+def file_policy(text: str, path: object, base: LockPolicy) -> LockPolicy:
+    """The run's policy with what the file's leading comments say instead."""
+    policy = base
+    for line in text.splitlines():
+        if line.strip() and not line.strip().startswith("--"):
+            break  # directives live in the leading comments only
+        match = _DIRECTIVE.match(line)
+        if not match:
+            continue
+        key, value = match[1].lower(), match[2]
+        where = f"{path}: -- {key}"
+        if key == "lock-timeout":
+            policy = replace(policy, lock_timeout=parse_duration(value, where), where=where)
+        elif key == "retries":
+            policy = replace(policy, retries=parse_retries(value, where))
+        else:
+            policy = replace(policy, statement_timeout=parse_duration(value, where))
+    return policy
+
+
+def set_timeouts(conn: psycopg.Connection, policy: LockPolicy, local: bool) -> None:
+    scope = "LOCAL " if local else ""
+    conn.execute(f"SET {scope}lock_timeout = '{round(policy.lock_timeout * 1000)}ms'")
+    conn.execute(f"SET {scope}statement_timeout = '{round(policy.statement_timeout * 1000)}ms'")
+
+
+# ---------------------------------------------------------------- who blocks whom
+
+_BLOCKERS = """
+SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), coalesce(a.state, '?'),
+       extract(epoch FROM now() - a.xact_start), left(split_part(a.query, E'\\n', 1), 60)
+FROM unnest(pg_blocking_pids(%(pid)s)) AS b(pid) JOIN pg_stat_activity a ON a.pid = b.pid
+ORDER BY a.xact_start NULLS LAST
+"""
+# The relation the waiting backend asks for (a CREATE INDEX CONCURRENTLY waits on transactions instead).
+_WAITED = """
+SELECT coalesce(l.relation::regclass::text, l.locktype) FROM pg_locks l
+WHERE l.pid = %(pid)s AND NOT l.granted LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class Blocker:
+    pid: int
+    application: str
+    state: str
+    open_for: float | None  # seconds its transaction has been open
+    query: str  # the first line, shortened; only what pg_stat_activity shows, never a password
+
+    def describe(self) -> str:
+        age = f", transaction open {self.open_for:.1f}s" if self.open_for is not None else ""
+        query = self.query.strip() or "?"
+        return f"pid {self.pid} ({self.application}, {self.state}{age}: {query})"
+
+
+@dataclass
+class Wait:
+    """What the watcher last saw the statement wait on."""
+
+    relation: str = ""
+    blockers: tuple[Blocker, ...] = ()
+    since: float = 0.0  # monotonic time the wait was first seen
+
+    def describe(self) -> str:
+        who = "; ".join(b.describe() for b in self.blockers) or "a backend that was gone by then"
+        return f"{self.relation or 'a lock'} held by {who}"
+
+
+def _redacted_query(query: str, hidden: list[str]) -> str:
+    # pg_stat_activity shows other sessions' SQL as written: an ALTER ROLE ... PASSWORD would show it.
+    query = re.sub(r"(?i)(password\s+)('[^']*'|\S+)", r"\1***", query)
+    for secret in hidden:
+        if secret:
+            query = query.replace(secret, "***")
+    return query
+
+
+class Watcher:
+    """A second connection that polls what the migration's backend waits on, while it waits."""
+
+    def __init__(self, conn: psycopg.Connection, on_long_wait: Callable[[Wait], None] | None = None,
+                 report_after: float = 2.0, interval: float = 0.02):
+        from psycopg.conninfo import make_conninfo
+
+        self.pid = conn.info.backend_pid
+        self.password = conn.info.password or ""
+        self.conninfo = make_conninfo(conn.info.dsn, password=conn.info.password) if conn.info.password \
+            else conn.info.dsn
+        self.on_long_wait, self.report_after, self.interval = on_long_wait, report_after, interval
+        self.last = Wait()
+        self._current: Wait | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> "Watcher":
+        import psycopg
+
+        try:
+            self._conn = psycopg.connect(self.conninfo, autocommit=True, application_name="dbtool lock watcher")
+        except psycopg.Error:
+            self._conn = None  # no second connection allowed: retries still work, blockers go unnamed
+            return self
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        if self._conn is not None:
+            self._conn.close()
+
+    def _poll(self) -> None:
+        import psycopg
+
+        reported = 0.0
+        while not self._stop.wait(self.interval):
+            try:
+                wait = self._look()
+            except psycopg.Error:
+                return
+            if wait is None:
+                self._current, reported = None, 0.0
+                continue
+            if self._current is None:
+                wait.since = time.monotonic()
+            else:
+                wait.since = self._current.since
+            self._current = self.last = wait
+            waited = time.monotonic() - wait.since
+            if self.on_long_wait and waited >= self.report_after and waited - reported >= self.report_after:
+                reported = waited
+                self.on_long_wait(wait)
+
+    def _look(self) -> Wait | None:
+        assert self._conn is not None
+        rows = self._conn.execute(_BLOCKERS, {"pid": self.pid}).fetchall()
+        if not rows:
+            return None
+        waited = self._conn.execute(_WAITED, {"pid": self.pid}).fetchone()
+        blockers = tuple(
+            Blocker(pid, app, state, float(age) if age is not None else None,
+                    _redacted_query(query or "", [self.password]))
+            for pid, app, state, age, query in rows
+        )
+        return Wait(waited[0] if waited else "", blockers)
+
+
+# ---------------------------------------------------------------- the retry loop
+
+OnRetry = Callable[[str], None]  # one line: what blocked, and the next wait
+
+
+def is_lock_timeout(exc: BaseException) -> bool:
+    return getattr(exc, "sqlstate", None) == LOCK_NOT_AVAILABLE  # a psycopg.Error of that SQLSTATE
+
+
+@contextmanager
+def watching(conn: psycopg.Connection, on_retry: OnRetry | None, what: str) -> Iterator[Watcher]:
+    """A watcher for the duration of one migration; a long wait (a concurrent build waiting for old
+    transactions) is reported while it lasts."""
+
+    def long_wait(wait: Wait) -> None:
+        if on_retry:
+            on_retry(f"{what}: waiting {time.monotonic() - wait.since:.0f}s for {wait.describe()}")
+
+    with Watcher(conn, long_wait) as watcher:
+        yield watcher
+
+
+def with_retries(attempt: Callable[[], None], policy: LockPolicy, watcher: Watcher, what: str,
+                 on_retry: OnRetry | None, left: str = "nothing of this migration was applied") -> None:
+    """Run attempt(); on a lock timeout, wait and run it again, up to policy.retries more times.
+
+    attempt() must leave nothing behind when it fails (a rolled-back transaction, one statement).
+    """
+    for retry in range(1, policy.retries + 2):
+        watcher.last = Wait()
+        try:
+            attempt()
+            return
+        except Exception as exc:
+            if not is_lock_timeout(exc):
+                raise
+            blocked = watcher.last.describe()
+        if retry > policy.retries:
+            raise DatabaseUnavailable(
+                f"{what}: could not get its lock within {show(policy.lock_timeout)} in {retry} attempt(s):"
+                f" waiting for {blocked}; {left}; end or wait out that"
+                f" session, or raise {policy.where} or --ddl-retries")
+        pause = policy.wait_before(retry)
+        if on_retry:
+            on_retry(f"{what}: lock timeout after {show(policy.lock_timeout)} waiting for {blocked};"
+                     f" retry {retry}/{policy.retries} in {pause:.1f}s")
+        time.sleep(pause)
+
+
+def policy_of(settings: object) -> LockPolicy:
+    """The run's policy from Settings (--ddl-lock-timeout, --ddl-retries, --statement-timeout)."""
+    return LockPolicy(getattr(settings, "ddl_lock_timeout", 1.0), getattr(settings, "ddl_retries", 10),
+                      getattr(settings, "statement_timeout", 3600.0))
+
+
+def directive_problem(text: str, path: object) -> str | None:
+    """A malformed -- lock-timeout:, -- retries: or -- statement-timeout: line, as a tree problem."""
+    try:
+        file_policy(text, path, LockPolicy())
+    except BadInput as exc:
+        return str(exc)
+    return None
