@@ -8,7 +8,7 @@ import threading
 
 import psycopg
 
-from ..migrate.tracking import TRACKING_TABLES
+from ..migrate.state import TRACKING_TABLES
 
 _HELD = """
 SELECT DISTINCT l.mode, c.relname, c.relkind = 'i' FROM pg_locks l JOIN pg_class c ON c.oid = l.relation

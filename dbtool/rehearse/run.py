@@ -24,11 +24,10 @@ from ..data.seed import SeedEvents, _load_synthetic, check_scale
 from ..data.synthetic import Catalog, Group
 from ..databases import locate, peek_state
 from ..errors import BadInput, DbtoolError
-from ..migrate.commands import load
 from ..migrate.locks import policy_of
 from ..migrate.runner import migrate_connection
 from ..migrate.state import check_version
-from ..migrate.tree import Migration
+from ..migrate.tree import Migration, load
 from ..migrate.triggers import sync_connection
 from ..schemafile.scratch import scratch_database, scratch_name, scratch_server
 from . import probe
