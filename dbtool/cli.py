@@ -336,6 +336,29 @@ def explain(
     return any_broken(results)
 
 
+@command(app)
+def advise(
+    settings: "Settings", services: Services = None,
+    query: Annotated[Optional[list[str]], typer.Option(
+        "--query", help="Advise only this key query (file stem under queries/); repeat for more.")] = None,
+    min_gain: Annotated[float, typer.Option(
+        "--min-gain", help="Keep an index only when it cuts the query's estimated cost by this percentage"
+                           " (0 to 100).")] = 50.0,
+    write: Annotated[bool, typer.Option(
+        "--write", help="Write each suggested index as the service's next migration pair.")] = False,
+    scratch_dsn: ScratchDsn = None, json: Json = False,
+) -> None:
+    """Suggest the index each key query needs, proven by the planner's cost before and after.
+
+    Candidates come from the parsed query; each is priced with hypopg when the database has it, else
+    built for real in a transaction that is always rolled back (on a scratch copy outside dev).
+    """
+    from .advise.advisor import advise
+    from .render.advise import advise as show
+
+    show(advise(settings, services, names=query, min_gain=min_gain, scratch_dsn=scratch_dsn, write=write), json)
+
+
 # ---------------------------------------------------------------- lint, schema files, verify
 
 

@@ -392,15 +392,19 @@ def _rank(index: AuditIndex) -> tuple:
     return (not index.primary, not index.referenced, index.constraint is None, index.name)
 
 
+def _equality_key(index: AuditIndex) -> tuple:
+    """What two indexes must share to be duplicates: everything that matters to a query."""
+    return (index.table_oid, index.am, index.key, index.key_count, index.opclasses, index.collations,
+            index.options, index.expressions, index.predicate, index.unique, index.nulls_not_distinct)
+
+
 def _duplicate_pairs(indexes: list[AuditIndex]) -> list[tuple[AuditIndex, AuditIndex]]:
     """(the one to drop, the one to keep) for indexes equal in every respect that matters to a query."""
     groups: dict[tuple, list[AuditIndex]] = {}
     for index in indexes:
         if index.exclusion:  # the operators of an exclusion constraint are not in pg_index
             continue
-        key = (index.table_oid, index.am, index.key, index.key_count, index.opclasses, index.collations,
-               index.options, index.expressions, index.predicate, index.unique, index.nulls_not_distinct)
-        groups.setdefault(key, []).append(index)
+        groups.setdefault(_equality_key(index), []).append(index)
     pairs = []
     for group in groups.values():
         keep, *others = sorted(group, key=_rank)
@@ -433,18 +437,8 @@ def _redundant(indexes: list[AuditIndex], pairs: list[tuple[AuditIndex, AuditInd
         if index.enforces or index.expressions is not None or index.oid in dropped:
             continue
         n = index.key_count
-        covers = [
-            other for other in by_table[index.table_oid]
-            if other is not index and other.oid not in dropped
-            and other.am == index.am and other.predicate == index.predicate and not other.exclusion
-            and (
-                (index.am == "btree" and other.key_count > n and _same_columns(index, other, n))
-                or (other.enforces and other.key_count == n and other.expressions is None
-                    and _same_columns(index, other, n))
-            )
-            # INCLUDE columns of the plain index must be somewhere in the covering one.
-            and set(index.key[n:]) <= set(other.key)
-        ]
+        covers = [other for other in by_table[index.table_oid]
+                  if other is not index and other.oid not in dropped and _covers(other, index)]
         if not covers:
             continue
         cover = min(covers, key=lambda o: (not o.enforces, o.key_count, o.name))
@@ -453,6 +447,37 @@ def _redundant(indexes: list[AuditIndex], pairs: list[tuple[AuditIndex, AuditInd
                               f"{index.describe()} {how} {cover.describe()}, which serves every query it does",
                               _drop(index)))
     return found
+
+
+def _covers(other: AuditIndex, index: AuditIndex) -> bool:
+    """Whether `other` serves every query the plain index `index` does (see _redundant)."""
+    n = index.key_count
+    return (other.am == index.am and other.predicate == index.predicate and not other.exclusion
+            and (
+                (index.am == "btree" and other.key_count > n and _same_columns(index, other, n))
+                or (other.enforces and other.key_count == n and other.expressions is None
+                    and _same_columns(index, other, n))
+            )
+            # INCLUDE columns of the plain index must be somewhere in the covering one.
+            and set(index.key[n:]) <= set(other.key))
+
+
+def served_by(index: AuditIndex, others: list[AuditIndex]) -> AuditIndex | None:
+    """An index among `others` (same table, valid) that already gives what `index` would: its duplicate,
+    or one it would be redundant with. The advisor asks this of each candidate it builds."""
+    live = [o for o in others if o.valid and o.oid != index.oid and o.table_oid == index.table_oid]
+    equal = [o for o in live if not o.exclusion and _equality_key(o)[1:] == _equality_key(index)[1:]]
+    if equal:
+        return min(equal, key=_rank)
+    if index.enforces or index.expressions is not None:
+        return None
+    covers = [o for o in live if _covers(o, index)]
+    return min(covers, key=lambda o: (not o.enforces, o.key_count, o.name)) if covers else None
+
+
+def read_indexes(conn: psycopg.Connection) -> list[AuditIndex]:
+    """Every index of the user tables, as the audit reads them (one catalog query)."""
+    return [_index(row) for row in conn.execute(_INDEXES, {"skip": list(TRACKING_TABLES)}).fetchall()]
 
 
 def _leads_with(index: AuditIndex, attnums: set[int]) -> bool:

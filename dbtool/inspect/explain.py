@@ -249,3 +249,9 @@ def broken_budgets(report: QueryReport) -> list[str]:
 
 def any_broken(results: list[ServiceExplain]) -> bool:
     return any(r.broken for s in results for r in s.reports)
+
+
+# The steps other commands reuse (the index advisor): the same database checks and sample values.
+open_database = _open
+require_statistics = _require_statistics
+bind_params = _bind
