@@ -223,4 +223,4 @@ def test_a_database_without_the_query_tables_analysed_is_refused(cli, project, m
     result = advise(cli, project, env, "chat")
     assert result.exit_code == 4 and isinstance(result.exception, SystemExit), result.stderr
     with psycopg.connect(dbs["chat"]) as conn:
-        assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE '_dbtool%'").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE '%advise%'").fetchone()[0] == 0
