@@ -12,7 +12,7 @@ last reset) gets the structural checks only, and a notice saying why the usage c
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import psycopg
@@ -20,10 +20,12 @@ from pglast.stream import maybe_double_quote_name
 from psycopg.conninfo import conninfo_to_dict
 
 from .. import server
-from ..config import Settings, describe, load_toml, resolve_target, select_services
+from ..config import Settings, check_dsn, describe, load_toml, resolve_target, select_services
 from ..databases import database_exists, locate
 from ..errors import BadInput, DatabaseUnavailable
 from ..migrate.state import TRACKING_TABLES
+from .health import QUERIES as HEALTH_QUERIES
+from .health import REPLICA_QUERIES, health_findings, replica_scans
 
 CONFIG_FILE = "dbtool.toml"
 LEVELS = ("error", "warning", "info")  # most severe first
@@ -32,6 +34,9 @@ KIND_LEVEL = {
     "duplicate": "warning",
     "redundant": "warning",
     "fk-without-index": "warning",
+    "bloat": "warning",
+    "overflow": "warning",
+    "low-selectivity": "info",
     "unused": "info",
     "seq-scan": "info",
 }
@@ -97,7 +102,7 @@ LEFT JOIN pg_stat_all_tables s ON s.relid = t.oid
 WHERE t.relkind IN ('r', 'p', 'm') AND {_USER_RELATION}
 ORDER BY n.nspname, t.relname"""
 
-QUERIES = 4  # what audit_connection sends, whatever the database holds
+QUERIES = 4 + HEALTH_QUERIES  # what audit_connection sends, whatever the database holds
 
 
 # ---------------------------------------------------------------- data
@@ -254,11 +259,17 @@ def load_silences(settings: Settings, service: str) -> dict[str, str]:
 
 def audit(
     settings: Settings, services: list[str] | None = None, min_size: int | str = 0,
-    fail_on: str | None = None,
+    fail_on: str | None = None, replicas: list[str] | None = None,
 ) -> list[ServiceAudit]:
-    """Audit each selected service's database, or with --dsn and no SERVICE the --dsn database alone."""
+    """Audit each selected service's database, or with --dsn and no SERVICE the --dsn database alone.
+
+    `replicas` (the second and later --dsn) are hot standbys of that one database: their index scans
+    count for the unused check, one catalog query each."""
     check_level(fail_on)
     min_bytes = parse_size(min_size)
+    replicas = [check_dsn(r, "--dsn") for r in replicas or []]
+    if replicas and settings.dsn is None:
+        raise BadInput("--dsn: replicas need the primary first; give --dsn PRIMARY then --dsn REPLICA for each replica")
     if settings.dsn is not None and not services:
         # Any database at all: no service folder, so no silences.
         dbname = str(conninfo_to_dict(settings.dsn).get("dbname") or "")
@@ -274,10 +285,20 @@ def audit(
                 raise DatabaseUnavailable(
                     f"{service}: database {target.dbname} does not exist; run 'dbtool migrate {service}' first")
             plans.append((service, conninfo, where, silences[service]))
+    if replicas and len(plans) != 1:
+        raise BadInput(f"--dsn given {len(replicas) + 1} times: the first is the primary and the others its"
+                       " replicas, so audit one database: one SERVICE, or none")
     results = []
     for name, conninfo, where, silences_of in plans:
+        scans = []
+        for replica in replicas:
+            with server.connect(replica, wait=settings.wait) as conn:
+                scans.append(replica_scans(conn))
         with server.connect(conninfo, wait=settings.wait) as conn:
-            report = audit_connection(conn, min_size_bytes=min_bytes, silences=silences_of)
+            report = audit_connection(conn, min_size_bytes=min_bytes, silences=silences_of, replicas=scans)
+        report.statements += REPLICA_QUERIES * len(replicas)
+        if replicas:
+            where += f", with {len(replicas)} replica(s): {', '.join(describe(r) for r in replicas)}"
         results.append(ServiceAudit(name, where, report))
     return results
 
@@ -292,8 +313,10 @@ def reaches(results: list[ServiceAudit], level: str | None) -> bool:
 
 def audit_connection(
     conn: psycopg.Connection, *, min_size_bytes: int = 0, silences: dict[str, str] | None = None,
+    replicas: list[dict[tuple[str, str], int]] | None = None,
 ) -> AuditReport:
-    """Every finding on one open connection, with QUERIES catalog queries in all."""
+    """Every finding on one open connection, with QUERIES catalog queries in all; `replicas` holds each
+    replica's index scans (health.replica_scans), merged into the unused check."""
     params = {"skip": list(TRACKING_TABLES)}
     cur = conn.cursor()
     database, stats_reset, track_counts = cur.execute(_DATABASE).fetchone()  # type: ignore[misc]
@@ -301,6 +324,12 @@ def audit_connection(
     foreign_keys = cur.execute(_FOREIGN_KEYS, params).fetchall()
     tables = cur.execute(_TABLES, params).fetchall()
     cur.close()
+    health = [AuditFinding(KIND_LEVEL[h.kind], h.kind, h.schema, h.table, h.index, h.subject, h.size, h.evidence,
+                           h.fix) for h in health_findings(conn)]
+    if replicas:
+        # An index any replica reads is used: the primary's zero alone does not make it unused.
+        indexes = [replace(i, scans=i.scans + sum(r.get((i.schema, i.name), 0) for r in replicas))
+                   if i.scans is not None else i for i in indexes]
 
     # Rows read, written, present or analysed; not seq_scan alone: CREATE INDEX counts as a scan.
     has_stats = track_counts and any(
@@ -323,8 +352,9 @@ def audit_connection(
     pairs = _duplicate_pairs(live)
     for finding in (
         _invalid(indexes) + _duplicates(pairs) + _redundant(live, pairs)
-        + _missing_fk_indexes(foreign_keys, indexes, tables)
-        + (_unused(live, foreign_keys, stats_reset, min_size_bytes) + _seq_scans(tables) if has_stats else [])
+        + _missing_fk_indexes(foreign_keys, indexes, tables) + health
+        + (_unused(live, foreign_keys, stats_reset, min_size_bytes, len(replicas or ())) + _seq_scans(tables)
+           if has_stats else [])
     ):
         findings.setdefault((finding.schema, finding.table, finding.subject), finding)
 
@@ -518,7 +548,7 @@ def _missing_fk_indexes(foreign_keys: list[tuple], indexes: list[AuditIndex], ta
 
 
 def _unused(indexes: list[AuditIndex], foreign_keys: list[tuple], stats_reset: datetime | None,
-            min_size: int) -> list[AuditFinding]:
+            min_size: int, replicas: int = 0) -> list[AuditFinding]:
     fk_columns: dict[int, list[set[int]]] = {}
     for fk in foreign_keys:
         fk_columns.setdefault(fk[1], []).append(set(fk[5]))  # conrelid, conkey
@@ -532,9 +562,13 @@ def _unused(indexes: list[AuditIndex], foreign_keys: list[tuple], stats_reset: d
             continue  # it serves a foreign key's checks, which are not counted as scans
         found.append(_finding(
             "unused", index,
-            f"{index.describe()} was never scanned {since}; it costs {pretty_size(index.size)} and slows every"
+            f"{index.describe()} was never scanned {since}{_on_hosts(replicas)}; it costs {pretty_size(index.size)} and slows every"
             " write", f"DROP INDEX CONCURRENTLY IF EXISTS {index.qualified};"))
     return found
+
+
+def _on_hosts(replicas: int) -> str:
+    return f", on the primary nor on its {replicas} replica(s)" if replicas else ""
 
 
 def _seq_scans(tables: list[tuple]) -> list[AuditFinding]:
