@@ -5,10 +5,11 @@ indexes, drop every index that backs no constraint, then run the advisor core wi
 copy of schemas/, apply the written migrations with dbtool migrate, and explain every key query.
 Prints per query the advisor's time (against one EXPLAIN ANALYZE of the same query, in the same
 process, as the reference) and its suggestion, which shipped indexes it rediscovered and where it
-differs, and whether every budget holds. The hypothetical path (hypopg) is timed too when the
-server has the extension; the embedded server does not.
+differs, and whether every budget holds. The embedded server has no hypopg; with --hypopg-admin URL
+(a server with the extension installed, e.g. Debian's postgresql-15-hypopg) the recall runs there
+instead and the advisor runs twice, real builds and then hypothetical indexes, timed per query.
 
-    python benchmarks/advise_recall.py [--scale 100]
+    python benchmarks/advise_recall.py [--scale 100] [--hypopg-admin URL]
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from _common import SCHEMAS, SERVICES, fresh_db, scratch_server  # noqa: E402
 
 from dbtool import config  # noqa: E402
 from dbtool.advise.advisor import advise  # noqa: E402
+from dbtool.advise.write import write_suggestions  # noqa: E402
 from dbtool.data.seed import seed  # noqa: E402
 from dbtool.inspect.explain import explain  # noqa: E402
 from dbtool.migrate.commands import migrate  # noqa: E402
@@ -64,9 +66,10 @@ def verdict(mine: str, shipped: list[tuple[str, str]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=100)
+    parser.add_argument("--hypopg-admin", help="admin URL of a server with hypopg installed")
     args = parser.parse_args()
     with ExitStack() as stack:
-        admin = stack.enter_context(scratch_server())
+        admin = args.hypopg_admin or stack.enter_context(scratch_server())
         urls = {config.url_variable(s): fresh_db(admin, f"recall_{s}") for s in SERVICES}
         schemas = Path(tempfile.mkdtemp(prefix="dbtool-recall-")) / "schemas"
         stack.callback(shutil.rmtree, schemas.parent, True)
@@ -86,8 +89,18 @@ def main() -> None:
         broken = sorted(name for (_, name), r in before.items() if r.broken)
         print(f"every secondary index dropped: {len(broken)} of {len(before)} key queries over budget")
         started = time.perf_counter()
-        results = advise(settings, ADVISED, write=True)
+        results = advise(settings, ADVISED)
         total = time.perf_counter() - started
+        hypothetical = None
+        if args.hypopg_admin:
+            for service in ADVISED:
+                with psycopg.connect(urls[config.url_variable(service)], autocommit=True) as conn:
+                    conn.execute("CREATE EXTENSION hypopg")
+            started = time.perf_counter()
+            hypothetical = advise(settings, ADVISED)
+            hypo_total = time.perf_counter() - started
+        for result in results:
+            write_suggestions(settings, result)
         migrate(settings)
         after = {(s.service, r.query.name): r for s in explain(settings, ADVISED) for r in s.reports}
 
@@ -99,8 +112,20 @@ def main() -> None:
                 name = next((s.name for s in result.suggestions if q.query.name in s.queries), "-")
                 print(f"{q.query.name:<27} {q.seconds * 1000:9.0f} {reference_ms:10.2f}"
                       f" {q.seconds * 1000 / max(reference_ms, 0.001):6.0f}  {name}")
-        print(f"advisor total {total:.1f} s ({results[0].method}); hypothetical path:"
-              f" {'timed above' if 'hypopg' in results[0].method else 'no hypopg on this server, not timed'}")
+        print(f"advisor total {total:.1f} s ({results[0].method})")
+        if hypothetical is None:
+            print("hypothetical path: no hypopg on this server, not timed (see --hypopg-admin)")
+        else:
+            print(f"\n{'query':<27} {'real ms':>9} {'hypo ms':>9} {'ratio':>6}  same advice")
+            for real, hypo in zip(results, hypothetical):
+                for r, h in zip(real.queries, hypo.queries):
+                    same = (r.suggestion.definition() if r.suggestion else None) == (
+                        h.suggestion.definition() if h.suggestion else None)
+                    differs = f"no: {r.suggestion.name if r.suggestion else '-'} against" \
+                              f" {h.suggestion.name if h.suggestion else '-'} ({h.note or 'cheaper'})"
+                    print(f"{r.query.name:<27} {r.seconds * 1000:9.0f} {h.seconds * 1000:9.0f}"
+                          f" {r.seconds / max(h.seconds, 1e-6):6.1f}  {'yes' if same else differs}")
+            print(f"advisor total {hypo_total:.1f} s with hypopg, {total / hypo_total:.1f}x faster than real builds")
 
         print("\nsuggested against shipped:")
         for result in results:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 from conftest import SCHEMAS, assert_no_crash, connect
 
 from dbtool.advise.candidates import derive
@@ -150,7 +153,7 @@ def test_an_index_already_there_is_never_suggested_again(cli, project, migrated)
     assert result.exit_code == 0, result.stderr
     service = json.loads(result.stdout)[0]
     assert service["suggestions"] == []
-    assert "idx_chat_messages_session_id_created_at" in service["queries"][0]["note"]
+    assert "already there: idx_chat_messages_session_id_created_at" in service["queries"][0]["note"]
 
 
 def test_outside_dev_it_builds_on_a_scratch_copy_and_drops_it(cli, project, bare, server):
@@ -224,3 +227,52 @@ def test_a_database_without_the_query_tables_analysed_is_refused(cli, project, m
     assert result.exit_code == 4 and isinstance(result.exception, SystemExit), result.stderr
     with psycopg.connect(dbs["chat"]) as conn:
         assert conn.execute("SELECT count(*) FROM pg_indexes WHERE indexname LIKE '%advise%'").fetchone()[0] == 0
+
+
+# ---------------------------------------------------------------- the hypothetical path (hypopg)
+
+HYPOPG_ADMIN = os.environ.get("DBTOOL_HYPOPG_DSN")  # admin URL of a server with hypopg installed
+
+
+@pytest.fixture
+def hypopg_dbs():
+    """identity and course databases on the hypopg server, course with the extension; dropped after."""
+    if not HYPOPG_ADMIN:
+        pytest.skip("DBTOOL_HYPOPG_DSN names no server with hypopg (the embedded server has none)")
+    names = {s: f"{s}_{uuid.uuid4().hex[:8]}" for s in ("identity", "course")}
+    with connect(HYPOPG_ADMIN) as conn:
+        for name in names.values():
+            conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield {s: make_conninfo(HYPOPG_ADMIN, dbname=n) for s, n in names.items()}
+    finally:
+        with connect(HYPOPG_ADMIN) as conn:
+            for name in names.values():
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_hypothetical_indexes_give_the_same_advice_and_work_on_prod(cli, project, hypopg_dbs):
+    env = {f"{s.upper()}_DATABASE_URL": url for s, url in hypopg_dbs.items()}
+    schemas = project / "schemas"
+    assert cli("migrate", "identity", "course", "--schemas-dir", schemas, env=env).exit_code == 0
+    assert cli("seed", "course", "--scale", RECALL_SCALE, "--schemas-dir", schemas, env=env).exit_code == 0
+    with connect(hypopg_dbs["course"]) as conn:
+        conn.execute("DROP INDEX idx_courses_instructor_id")
+    before = indexes(hypopg_dbs["course"])
+    real = advise(cli, project, env, "course", "--query", "courses_by_instructor", "--json")
+    assert real.exit_code == 0, real.stderr
+    with connect(hypopg_dbs["course"]) as conn:
+        conn.execute("CREATE EXTENSION hypopg")
+    hypo = advise(cli, project, env, "course", "--query", "courses_by_instructor", "--json", "--env", "prod")
+    assert hypo.exit_code == 0, hypo.stderr
+    [r], [h] = json.loads(real.stdout), json.loads(hypo.stdout)
+    assert r["method"].startswith("real build") and h["method"] == "hypothetical (hypopg)"
+    assert [s["index_sql"] for s in h["suggestions"]] == [s["index_sql"] for s in r["suggestions"]]
+    assert h["suggestions"][0]["estimated_size_bytes"] > 0
+    assert indexes(hypopg_dbs["course"]) == before
+    # An index already there is recognised from hypopg's own catalog row too.
+    with connect(hypopg_dbs["course"]) as conn:
+        conn.execute(h["suggestions"][0]["index_sql"])
+    again = advise(cli, project, env, "course", "--query", "courses_by_instructor", "--json", "--env", "prod")
+    [a] = json.loads(again.stdout)
+    assert a["suggestions"] == [] and "already there" in a["queries"][0]["note"], a

@@ -7,10 +7,11 @@ a scratch copy for test and prod (prod needs --scratch-dsn: nothing is ever buil
 
 from __future__ import annotations
 
+import functools
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import psycopg
 
@@ -114,7 +115,10 @@ def advise(settings: Settings, services: list[str] | None = None, names: list[st
                 conn, where = _scratch_copy(stack, settings, service, conn, scratch_dsn), f"scratch copy of {where}"
                 method += ", on a scratch copy"
             bound = [(q, bind_params(conn, q, timeout)) for q in qs]
-            results.append(_advise_service(conn, service, where, method, bound, min_gain, timeout, hypothetical))
+            # With hypopg, what it cannot price (a gin index) is built for real only where building is allowed.
+            measurer = functools.partial(measure, conn, timeout=timeout, hypothetical=hypothetical,
+                                         may_build=settings.env == "dev")
+            results.append(_advise_service(conn, measurer, service, where, method, bound, min_gain, timeout))
     if write:
         from .write import write_suggestions
 
@@ -123,8 +127,8 @@ def advise(settings: Settings, services: list[str] | None = None, names: list[st
     return results
 
 
-def _advise_service(conn: psycopg.Connection, service: str, where: str, method: str, bound: list,
-                    min_gain: float, timeout: float, hypothetical: bool) -> ServiceAdvice:
+def _advise_service(conn: psycopg.Connection, measurer: Callable, service: str, where: str, method: str,
+                    bound: list, min_gain: float, timeout: float) -> ServiceAdvice:
     result = ServiceAdvice(service, where, method)
     columns = _columns(conn, sorted({t for q, _ in bound for t in q.tables}))
     for query, values in bound:
@@ -134,12 +138,21 @@ def _advise_service(conn: psycopg.Connection, service: str, where: str, method: 
         advice.tried = len(candidates)
         best: tuple[Candidate, Measurement] | None = None
         given: list[str] = []
+        closest: tuple[float, Candidate] | None = None  # the best gain under --min-gain, for the note
+        unpriced = 0
         for candidate in candidates:
-            m = measure(conn, query, values, candidate, timeout, hypothetical)
+            m = measurer(query, values, candidate)
+            if m is None:
+                unpriced += 1
+                continue
             if m.given_by:
                 given.append(m.given_by)
                 continue
-            if not m.uses or _gain(advice.before.cost, m.cost) < min_gain:
+            if not m.uses:
+                continue
+            gain = _gain(advice.before.cost, m.cost)
+            if gain < min_gain:
+                closest = max(closest or (gain, candidate), (gain, candidate), key=lambda g: g[0])
                 continue
             if best is None or _rank(candidate, m) < _rank(*best):
                 best = (candidate, m)
@@ -147,14 +160,21 @@ def _advise_service(conn: psycopg.Connection, service: str, where: str, method: 
             advice.suggestion, advice.after = best
         elif not candidates:
             advice.note = "no candidate: the query filters and orders on nothing an index can serve"
-        elif given:
-            advice.note = f"already served: {', '.join(dict.fromkeys(given))} gives what its candidates would"
         else:
-            advice.note = (f"no candidate of {len(candidates)} was used by the plan with a cost drop of"
-                           f" {min_gain:g}% or more (cost now {advice.before.cost:,.2f})")
+            notes = []
+            if closest is not None:
+                notes.append(f"the best candidate, {closest[1].name}, cuts the cost {closest[0]:.0f}%, under"
+                             f" --min-gain {min_gain:g}")
+            elif len(given) + unpriced < len(candidates):
+                notes.append(f"the plan used none of its {len(candidates) - len(given) - unpriced} new candidate(s)")
+            if given:
+                notes.append(f"already there: {', '.join(dict.fromkeys(given))}")
+            if unpriced:
+                notes.append(f"{unpriced} candidate(s) hypopg cannot price (gin, gist) and never built outside dev")
+            advice.note = "; ".join(notes)
         advice.seconds = time.perf_counter() - started
         result.queries.append(advice)
-    _merge(conn, result, min_gain, timeout, hypothetical)
+    _merge(conn, measurer, result, min_gain)
     return result
 
 
@@ -182,8 +202,7 @@ def _serves(big: Candidate, small: Candidate) -> bool:
             and set(small.include) <= set(big.keys) | set(big.include))
 
 
-def _merge(conn: psycopg.Connection, result: ServiceAdvice, min_gain: float, timeout: float,
-           hypothetical: bool) -> None:
+def _merge(conn: psycopg.Connection, measurer: Callable, result: ServiceAdvice, min_gain: float) -> None:
     """One index for the queries one index serves: the widest first, re-priced for each query it takes."""
     advised = [a for a in result.queries if a.suggestion is not None]
     order = sorted(advised, key=lambda a: -_width(a.suggestion))  # type: ignore[arg-type]
@@ -196,8 +215,8 @@ def _merge(conn: psycopg.Connection, result: ServiceAdvice, min_gain: float, tim
                 served.append(advice.query.name)
                 break
             if _serves(big, candidate):
-                m = measure(conn, advice.query, advice.values, big, timeout, hypothetical)
-                if m.uses and _gain(advice.before.cost, m.cost) >= min_gain:
+                m = measurer(advice.query, advice.values, big)
+                if m is not None and m.uses and _gain(advice.before.cost, m.cost) >= min_gain:
                     advice.suggestion, advice.after = big, m
                     served.append(advice.query.name)
                     break
@@ -219,8 +238,8 @@ def _merge(conn: psycopg.Connection, result: ServiceAdvice, min_gain: float, tim
             continue
         for suggestion in result.suggestions:
             if suggestion.candidate.table in advice.query.tables:
-                m = measure(conn, advice.query, advice.values, suggestion.candidate, timeout, hypothetical)
-                if m.uses and m.cost < advice.before.cost:
+                m = measurer(advice.query, advice.values, suggestion.candidate)
+                if m is not None and m.uses and m.cost < advice.before.cost:
                     advice.note += (f"; {suggestion.name} (suggested above) would serve it too:"
                                     f" cost {advice.before.cost:,.2f} -> {m.cost:,.2f}")
                     break

@@ -243,10 +243,11 @@ def _shapes(table: str, needs: _TableNeeds, widths: dict[str, int]) -> list[Cand
         shapes.append([quote(c) for c in dict.fromkeys(_columns_of(needs.always))])
     found: list[Candidate] = []
     fixed = {quote(c) for c in needs.constant}
-    extra = sorted(needs.used - set(equal) - set(ranges) - {c for c, _ in order})
-    small = (not needs.star and 0 < len(extra) <= INCLUDE_MAX_COLUMNS
-             and sum(widths.get(c, INCLUDE_MAX_WIDTH) for c in extra) <= INCLUDE_MAX_WIDTH)
     for keys in shapes:
+        # The other columns the query reads here, so that an index-only scan can answer; never a key column.
+        extra = sorted(needs.used - set(equal) - set(ranges) - {c for c, _ in order} - set(_columns_of(keys)))
+        small = (not needs.star and 0 < len(extra) <= INCLUDE_MAX_COLUMNS
+                 and sum(widths.get(c, INCLUDE_MAX_WIDTH) for c in extra) <= INCLUDE_MAX_WIDTH)
         # A column the predicate fixes to one constant adds nothing to the keys of the partial index.
         variants = [(tuple(k for k in keys if k not in fixed), predicate), (tuple(keys), None)] if predicate \
             else [(tuple(keys), None)]

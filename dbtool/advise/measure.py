@@ -21,6 +21,7 @@ from ..inspect.queries import KeyQuery
 from .candidates import Candidate
 
 BUILD_NAME = "_dbtool_advise_candidate"  # the real build's temporary name, never left behind
+HYPOPG_METHODS = ("btree", "brin", "hash", "bloom")  # hypopg 1.3 prices no gin or gist index
 LOCK_TIMEOUT = "5s"  # a busy table is skipped, not waited for: the build needs a SHARE lock
 
 
@@ -67,7 +68,12 @@ def baseline(conn: psycopg.Connection, query: KeyQuery, values: dict[str, Any], 
 
 
 def measure(conn: psycopg.Connection, query: KeyQuery, values: dict[str, Any], candidate: Candidate,
-            timeout: float, hypothetical: bool) -> Measurement:
+            timeout: float, hypothetical: bool, may_build: bool = True) -> Measurement | None:
+    """The plan with the candidate; None when hypopg cannot price it and building it is not allowed here."""
+    if hypothetical and candidate.method not in HYPOPG_METHODS:
+        if not may_build:
+            return None
+        hypothetical = False  # a real build, rolled back like any other
     with conn.transaction(force_rollback=True):
         _settings(conn, timeout)
         if hypothetical:
@@ -102,7 +108,8 @@ def _quoted(name: str) -> str:
 
 _HYPOTHETICAL = """
 SELECT h.indexrelid::int8, h.indrelid::int8, n.nspname, t.relname, h.indexname, h.indexname, am.amname,
-       h.indisunique, h.indkey::int2[], h.indclass::oid[], h.indcollation::oid[], h.indoption::int2[],
+       h.indisunique, h.indkey::int2[], h.indclass::oid[], h.indcollation::oid[],
+       string_to_array(h.indoption::text, ' ')::int2[],
        pg_get_expr(h.indexprs, h.indrelid), pg_get_expr(h.indpred, h.indrelid), h.innatts
 FROM hypopg() h
 JOIN pg_class t ON t.oid = h.indrelid
@@ -115,7 +122,8 @@ def _hypothetical_index(conn: psycopg.Connection, oid: int) -> AuditIndex:
     """hypopg's own catalog row of a hypothetical index, in the audit's terms."""
     (ioid, table_oid, schema, table, name, qualified, am, unique, key, opclasses, collations, options,
      exprs, pred, natts) = conn.execute(_HYPOTHETICAL, (oid,)).fetchone()
-    # hypopg builds no INCLUDE list of its own kind: every attribute counts as a key column.
+    # hypopg leaves indoption empty when no column is DESC or NULLS FIRST; pg_index has a zero each.
+    options = tuple(options or ()) or (0,) * len(key)
     return AuditIndex(ioid, table_oid, schema, table, name, qualified, am, unique, False, False, True, False,
-                      int(natts), tuple(key), tuple(opclasses), tuple(collations), tuple(options), exprs, pred,
+                      int(natts), tuple(key), tuple(opclasses), tuple(collations or ()), options, exprs, pred,
                       (), 0, None, None, None, False, False)

@@ -13,7 +13,8 @@ def migration_text(suggestion, queries: list) -> tuple[str, str]:
     proof = "; ".join(f"{name}: cost {by_name[name].before.cost:,.2f} -> {by_name[name].after.cost:,.2f}"
                       for name in suggestion.queries if by_name[name].after is not None)
     up = ("-- transactional: false\n"
-          f"-- Suggested by dbtool advise for the key queries {', '.join(suggestion.queries)}.\n"
+          f"-- Suggested by dbtool advise for the key quer{'y' if len(suggestion.queries) == 1 else 'ies'}"
+          f" {', '.join(suggestion.queries)}.\n"
           f"-- Planner estimates, {proof}.\n"
           f"{suggestion.index_sql}\n")
     down = f"-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS {suggestion.name};\n"
