@@ -1,7 +1,7 @@
 """The index audit: unused, duplicate, redundant, invalid and missing indexes, read from the catalog.
 
-`audit_connection` sends the same four catalog queries whatever the size of the database (no query
-per table or index) and does the comparing in Python. It changes nothing: every finding carries the
+`audit_connection` sends the same six catalog queries (four here, two in health.py) whatever the
+size of the database (no query per table or index) and does the comparing in Python. It changes nothing: every finding carries the
 SQL that would fix it, for a person to run.
 
 Usage evidence (unused indexes, sequential scans) comes from the statistics collector. A database
