@@ -137,7 +137,8 @@ def main() -> None:
                 print(f"    {s.index_sql}")
         print("\nbudgets once applied:")
         for (service, name), r in after.items():
-            state = "broken: " + "; ".join(r.broken) if r.broken else ("ok" if r.query.budget.describe() else "no budget")
+            budget = "ok" if r.query.budget.describe() else "no budget"
+            state = "broken: " + "; ".join(r.broken) if r.broken else budget
             print(f"  {name:<27} {r.execution_ms:8.2f} ms  {', '.join(r.shape)}  {state}")
         print(f"{sum(1 for r in after.values() if r.broken)} of {len(after)} over budget after applying")
 

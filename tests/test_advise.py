@@ -8,8 +8,8 @@ import uuid
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
-from conftest import SCHEMAS, assert_no_crash, connect
+from conftest import PASSWORD, PASSWORD_ROLE, SCHEMAS, assert_no_crash, connect
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dbtool.advise.candidates import derive
 from dbtool.inspect.queries import parse_query_file, parse_statement
@@ -276,3 +276,16 @@ def test_hypothetical_indexes_give_the_same_advice_and_work_on_prod(cli, project
     again = advise(cli, project, env, "course", "--query", "courses_by_instructor", "--json", "--env", "prod")
     [a] = json.loads(again.stdout)
     assert a["suggestions"] == [] and "already there" in a["queries"][0]["note"], a
+
+
+def test_the_password_never_shows_and_the_scratch_copy_reads_with_it(cli, project, bare, server):
+    dbs, env = bare
+    if not server.checks_passwords:
+        pytest.skip("this server does not check passwords")
+    dbname = conninfo_to_dict(dbs["chat"])["dbname"]
+    url = server.conninfo(dbname, user=PASSWORD_ROLE, password=PASSWORD)
+    result = advise(cli, project, {**env, "CHAT_DATABASE_URL": url}, "chat", "--env", "test",
+                    "--query", "sessions_of_user")
+    assert result.exit_code == 0, result.stderr
+    assert PASSWORD not in result.output and "scratch copy" in result.output
+    assert_no_scratch_left(server)

@@ -99,7 +99,8 @@ def advise(settings: Settings, services: list[str] | None = None, names: list[st
         queries = {s: [q for q in qs if q.name in names] for s, qs in queries.items()}
     queries = {s: qs for s, qs in queries.items() if qs}
     if not queries:
-        raise BadInput(f"{settings.schemas_dir}: no key queries in <service>/{QUERIES_DIR}/*.sql; add one SELECT a file")
+        raise BadInput(f"{settings.schemas_dir}: no key queries in <service>/{QUERIES_DIR}/*.sql;"
+                       " add one SELECT a file")
     if write:
         for service in queries:
             check_tree(settings, service)

@@ -1,8 +1,8 @@
 """The index audit: unused, duplicate, redundant, invalid and missing indexes, read from the catalog.
 
 `audit_connection` sends the same six catalog queries (four here, two in health.py) whatever the
-size of the database (no query per table or index) and does the comparing in Python. It changes nothing: every finding carries the
-SQL that would fix it, for a person to run.
+size of the database (no query per table or index) and does the comparing in Python. It changes
+nothing: every finding carries the SQL that would fix it, for a person to run.
 
 Usage evidence (unused indexes, sequential scans) comes from the statistics collector. A database
 whose collector has nothing (track_counts off, or no table ever written, read or analysed since the
@@ -562,7 +562,8 @@ def _unused(indexes: list[AuditIndex], foreign_keys: list[tuple], stats_reset: d
             continue  # it serves a foreign key's checks, which are not counted as scans
         found.append(_finding(
             "unused", index,
-            f"{index.describe()} was never scanned {since}{_on_hosts(replicas)}; it costs {pretty_size(index.size)} and slows every"
+            f"{index.describe()} was never scanned {since}{_on_hosts(replicas)};"
+            f" it costs {pretty_size(index.size)} and slows every"
             " write", f"DROP INDEX CONCURRENTLY IF EXISTS {index.qualified};"))
     return found
 

@@ -51,7 +51,7 @@ WHERE i.indisvalid AND c.relkind = 'i' AND {_USER}
 ORDER BY 1, 2, 3"""
 
 # Each sequence, how far it got, and the type of the column it feeds (serial or identity), if any.
-_SEQUENCES = f"""
+_SEQUENCES = """
 SELECT n.nspname, s.relname, quote_ident(n.nspname) || '.' || quote_ident(s.relname),
        t.relname, a.attname, format_type(a.atttypid, NULL), q.last_value, q.max_value, q.increment_by
 FROM pg_class s
