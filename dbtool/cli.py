@@ -137,7 +137,7 @@ def command(typer_app: typer.Typer, name: str | None = None, shared: tuple[str, 
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> None:
             common = {n: kwargs.pop(n) for n in shared}
-            hidden = [common.get("dsn"), kwargs.get("scratch_dsn")]
+            hidden = [common.get("dsn"), kwargs.get("scratch_dsn"), *(kwargs.get("dsns") or [])]
             with boundary(common.pop("traceback"), hidden):
                 from .config import make_settings
 
@@ -330,23 +330,32 @@ def check_references(settings: "Settings", services: Services = None, json: Json
 # ---------------------------------------------------------------- inspecting a live database
 
 
-@command(app, "audit-indexes")
+@command(app, "audit-indexes", shared=("env", "schemas_dir", "wait", "traceback"))
 def audit_indexes(
     settings: "Settings", services: Services = None, fail_on: FailOn = None,
     min_size: Annotated[str, typer.Option(
         "--min-size", help="Report unused indexes only from this size on: bytes, or e.g. 8kB, 1MB.")] = "0",
+    dsns: Annotated[Optional[list[str]], typer.Option(
+        "--dsn", help="Connection URL of the database (one service only); repeat it for the primary's"
+                      " replicas, whose index scans count for 'unused'.")] = None,
     json: Json = False,
 ) -> bool:
-    """Report unused, duplicate, redundant and invalid indexes, foreign keys without an index, and
-    tables read by sequential scans, each with the SQL that fixes it. Changes nothing.
+    """Report unused, duplicate, redundant, invalid, bloated and unselective indexes, foreign keys
+    without an index, sequences near overflow, and tables read by sequential scans, each with the SQL
+    that fixes it. Changes nothing.
 
     With --dsn and no SERVICE it audits any database, every user schema. Silence a finding in
     schemas/<service>/dbtool.toml with [[audit.silence]] index = "..." and reason = "...".
     """
+    from dataclasses import replace
+
+    from .config import check_dsn
     from .inspect.audit import audit, reaches
     from .render.audit import audit as show
 
-    results = audit(settings, services, min_size=min_size, fail_on=fail_on)
+    primary, *replicas = dsns or [None]
+    settings = replace(settings, dsn=check_dsn(primary, "--dsn") if primary else None)
+    results = audit(settings, services, min_size=min_size, fail_on=fail_on, replicas=replicas)
     show(results, json)
     return reaches(results, fail_on)
 
@@ -406,6 +415,29 @@ def report(
     from .report.write import write_report
 
     write_report(settings, services, output, drift, scratch_dsn)
+
+
+@command(app)
+def advise(
+    settings: "Settings", services: Services = None,
+    query: Annotated[Optional[list[str]], typer.Option(
+        "--query", help="Advise only this key query (file stem under queries/); repeat for more.")] = None,
+    min_gain: Annotated[float, typer.Option(
+        "--min-gain", help="Keep an index only when it cuts the query's estimated cost by this percentage"
+                           " (0 to 100).")] = 50.0,
+    write: Annotated[bool, typer.Option(
+        "--write", help="Write each suggested index as the service's next migration pair.")] = False,
+    scratch_dsn: ScratchDsn = None, json: Json = False,
+) -> None:
+    """Suggest the index each key query needs, proven by the planner's cost before and after.
+
+    Candidates come from the parsed query; each is priced with hypopg when the database has it, else
+    built for real in a transaction that is always rolled back (on a scratch copy outside dev).
+    """
+    from .advise.advisor import advise
+    from .render.advise import advise as show
+
+    show(advise(settings, services, names=query, min_gain=min_gain, scratch_dsn=scratch_dsn, write=write), json)
 
 
 # ---------------------------------------------------------------- lint, schema files, verify

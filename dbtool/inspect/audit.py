@@ -1,8 +1,8 @@
 """The index audit: unused, duplicate, redundant, invalid and missing indexes, read from the catalog.
 
-`audit_connection` sends the same four catalog queries whatever the size of the database (no query
-per table or index) and does the comparing in Python. It changes nothing: every finding carries the
-SQL that would fix it, for a person to run.
+`audit_connection` sends the same six catalog queries (four here, two in health.py) whatever the
+size of the database (no query per table or index) and does the comparing in Python. It changes
+nothing: every finding carries the SQL that would fix it, for a person to run.
 
 Usage evidence (unused indexes, sequential scans) comes from the statistics collector. A database
 whose collector has nothing (track_counts off, or no table ever written, read or analysed since the
@@ -12,7 +12,7 @@ last reset) gets the structural checks only, and a notice saying why the usage c
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import psycopg
@@ -20,10 +20,18 @@ from pglast.stream import maybe_double_quote_name
 from psycopg.conninfo import conninfo_to_dict
 
 from .. import server
-from ..config import Settings, describe, load_toml, select_services
+from ..config import (
+    Settings,
+    check_dsn,
+    describe,
+    load_toml,
+    select_services,
+)
 from ..databases import require_database
 from ..errors import BadInput
 from ..migrate.state import TRACKING_TABLES
+from .health import QUERIES as HEALTH_QUERIES
+from .health import REPLICA_QUERIES, health_findings, replica_scans
 
 CONFIG_FILE = "dbtool.toml"
 LEVELS = ("error", "warning", "info")  # most severe first
@@ -32,6 +40,9 @@ KIND_LEVEL = {
     "duplicate": "warning",
     "redundant": "warning",
     "fk-without-index": "warning",
+    "bloat": "warning",
+    "overflow": "warning",
+    "low-selectivity": "info",
     "unused": "info",
     "seq-scan": "info",
 }
@@ -100,7 +111,7 @@ LEFT JOIN pg_stat_all_tables s ON s.relid = t.oid
 WHERE t.relkind IN ('r', 'p', 'm') AND {_USER_RELATION}
 ORDER BY n.nspname, t.relname"""
 
-QUERIES = 4  # what audit_connection sends, whatever the database holds
+QUERIES = 4 + HEALTH_QUERIES  # what audit_connection sends, whatever the database holds
 
 
 # ---------------------------------------------------------------- data
@@ -257,11 +268,17 @@ def load_silences(settings: Settings, service: str) -> dict[str, str]:
 
 def audit(
     settings: Settings, services: list[str] | None = None, min_size: int | str = 0,
-    fail_on: str | None = None,
+    fail_on: str | None = None, replicas: list[str] | None = None,
 ) -> list[ServiceAudit]:
-    """Audit each selected service's database, or with --dsn and no SERVICE the --dsn database alone."""
+    """Audit each selected service's database, or with --dsn and no SERVICE the --dsn database alone.
+
+    `replicas` (the second and later --dsn) are hot standbys of that one database: their index scans
+    count for the unused check, one catalog query each."""
     check_level(fail_on)
     min_bytes = parse_size(min_size)
+    replicas = [check_dsn(r, "--dsn") for r in replicas or []]
+    if replicas and settings.dsn is None:
+        raise BadInput("--dsn: replicas need the primary first; give --dsn PRIMARY then --dsn REPLICA for each replica")
     if settings.dsn is not None and not services:
         # Any database at all: no service folder, so no silences.
         dbname = str(conninfo_to_dict(settings.dsn).get("dbname") or "")
@@ -273,10 +290,20 @@ def audit(
         for service in chosen:
             conninfo, where = require_database(settings, service)
             plans.append((service, conninfo, where, silences[service]))
+    if replicas and len(plans) != 1:
+        raise BadInput(f"--dsn given {len(replicas) + 1} times: the first is the primary and the others its"
+                       " replicas, so audit one database: one SERVICE, or none")
     results = []
     for name, conninfo, where, silences_of in plans:
+        scans = []
+        for replica in replicas:
+            with server.connect(replica, wait=settings.wait) as conn:
+                scans.append(replica_scans(conn))
         with server.connect(conninfo, wait=settings.wait) as conn:
-            report = audit_connection(conn, min_size_bytes=min_bytes, silences=silences_of)
+            report = audit_connection(conn, min_size_bytes=min_bytes, silences=silences_of, replicas=scans)
+        report.statements += REPLICA_QUERIES * len(replicas)
+        if replicas:
+            where += f", with {len(replicas)} replica(s): {', '.join(describe(r) for r in replicas)}"
         results.append(ServiceAudit(name, where, report))
     return results
 
@@ -291,8 +318,10 @@ def reaches(results: list[ServiceAudit], level: str | None) -> bool:
 
 def audit_connection(
     conn: psycopg.Connection, *, min_size_bytes: int = 0, silences: dict[str, str] | None = None,
+    replicas: list[dict[tuple[str, str], int]] | None = None,
 ) -> AuditReport:
-    """Every finding on one open connection, with QUERIES catalog queries in all."""
+    """Every finding on one open connection, with QUERIES catalog queries in all; `replicas` holds each
+    replica's index scans (health.replica_scans), merged into the unused check."""
     params = {"skip": list(TRACKING_TABLES)}
     cur = conn.cursor()
     database, stats_reset, track_counts, stats_age = cur.execute(_DATABASE).fetchone()  # type: ignore[misc]
@@ -300,6 +329,12 @@ def audit_connection(
     foreign_keys = cur.execute(_FOREIGN_KEYS, params).fetchall()
     tables = cur.execute(_TABLES, params).fetchall()
     cur.close()
+    health = [AuditFinding(KIND_LEVEL[h.kind], h.kind, h.schema, h.table, h.index, h.subject, h.size, h.evidence,
+                           h.fix) for h in health_findings(conn)]
+    if replicas:
+        # An index any replica reads is used: the primary's zero alone does not make it unused.
+        indexes = [replace(i, scans=i.scans + sum(r.get((i.schema, i.name), 0) for r in replicas))
+                   if i.scans is not None else i for i in indexes]
 
     # Real reads only: an index scan, or more sequential scans than building the table's indexes
     # made. Rows written by a seed or an ANALYZE say nothing about which indexes queries use.
@@ -326,8 +361,8 @@ def audit_connection(
     pairs = _duplicate_pairs(live)
     for finding in (
         _invalid(indexes) + _duplicates(pairs) + _redundant(live, pairs)
-        + _missing_fk_indexes(foreign_keys, indexes, tables)
-        + (_unused(live, foreign_keys, stats_reset, stats_age, min_size_bytes) + _seq_scans(tables)
+        + _missing_fk_indexes(foreign_keys, indexes, tables) + health
+        + (_unused(live, foreign_keys, stats_reset, stats_age, min_size_bytes, len(replicas or ())) + _seq_scans(tables)
            if has_stats else [])
     ):
         findings.setdefault((finding.schema, finding.table, finding.subject), finding)
@@ -396,15 +431,19 @@ def _rank(index: AuditIndex) -> tuple:
     return (not index.primary, not index.referenced, index.constraint is None, index.name)
 
 
+def _equality_key(index: AuditIndex) -> tuple:
+    """What two indexes must share to be duplicates: everything that matters to a query."""
+    return (index.table_oid, index.am, index.key, index.key_count, index.opclasses, index.collations,
+            index.options, index.expressions, index.predicate, index.unique, index.nulls_not_distinct)
+
+
 def _duplicate_pairs(indexes: list[AuditIndex]) -> list[tuple[AuditIndex, AuditIndex]]:
     """(the one to drop, the one to keep) for indexes equal in every respect that matters to a query."""
     groups: dict[tuple, list[AuditIndex]] = {}
     for index in indexes:
         if index.exclusion:  # the operators of an exclusion constraint are not in pg_index
             continue
-        key = (index.table_oid, index.am, index.key, index.key_count, index.opclasses, index.collations,
-               index.options, index.expressions, index.predicate, index.unique, index.nulls_not_distinct)
-        groups.setdefault(key, []).append(index)
+        groups.setdefault(_equality_key(index), []).append(index)
     pairs = []
     for group in groups.values():
         keep, *others = sorted(group, key=_rank)
@@ -437,18 +476,8 @@ def _redundant(indexes: list[AuditIndex], pairs: list[tuple[AuditIndex, AuditInd
         if index.enforces or index.expressions is not None or index.oid in dropped:
             continue
         n = index.key_count
-        covers = [
-            other for other in by_table[index.table_oid]
-            if other is not index and other.oid not in dropped
-            and other.am == index.am and other.predicate == index.predicate and not other.exclusion
-            and (
-                (index.am == "btree" and other.key_count > n and _same_columns(index, other, n))
-                or (other.enforces and other.key_count == n and other.expressions is None
-                    and _same_columns(index, other, n))
-            )
-            # INCLUDE columns of the plain index must be somewhere in the covering one.
-            and set(index.key[n:]) <= set(other.key)
-        ]
+        covers = [other for other in by_table[index.table_oid]
+                  if other is not index and other.oid not in dropped and _covers(other, index)]
         if not covers:
             continue
         cover = min(covers, key=lambda o: (not o.enforces, o.key_count, o.name))
@@ -457,6 +486,37 @@ def _redundant(indexes: list[AuditIndex], pairs: list[tuple[AuditIndex, AuditInd
                               f"{index.describe()} {how} {cover.describe()}, which serves every query it does",
                               _drop(index)))
     return found
+
+
+def _covers(other: AuditIndex, index: AuditIndex) -> bool:
+    """Whether `other` serves every query the plain index `index` does (see _redundant)."""
+    n = index.key_count
+    return (other.am == index.am and other.predicate == index.predicate and not other.exclusion
+            and (
+                (index.am == "btree" and other.key_count > n and _same_columns(index, other, n))
+                or (other.enforces and other.key_count == n and other.expressions is None
+                    and _same_columns(index, other, n))
+            )
+            # INCLUDE columns of the plain index must be somewhere in the covering one.
+            and set(index.key[n:]) <= set(other.key))
+
+
+def served_by(index: AuditIndex, others: list[AuditIndex]) -> AuditIndex | None:
+    """An index among `others` (same table, valid) that already gives what `index` would: its duplicate,
+    or one it would be redundant with. The advisor asks this of each candidate it builds."""
+    live = [o for o in others if o.valid and o.oid != index.oid and o.table_oid == index.table_oid]
+    equal = [o for o in live if not o.exclusion and _equality_key(o)[1:] == _equality_key(index)[1:]]
+    if equal:
+        return min(equal, key=_rank)
+    if index.enforces or index.expressions is not None:
+        return None
+    covers = [o for o in live if _covers(o, index)]
+    return min(covers, key=lambda o: (not o.enforces, o.key_count, o.name)) if covers else None
+
+
+def read_indexes(conn: psycopg.Connection) -> list[AuditIndex]:
+    """Every index of the user tables, as the audit reads them (one catalog query)."""
+    return [_index(row) for row in conn.execute(_INDEXES, {"skip": list(TRACKING_TABLES)}).fetchall()]
 
 
 def _leads_with(index: AuditIndex, attnums: set[int]) -> bool:
@@ -514,7 +574,7 @@ def _age(age: timedelta) -> str:
 
 
 def _unused(indexes: list[AuditIndex], foreign_keys: list[tuple], stats_reset: datetime | None,
-            stats_age: timedelta, min_size: int) -> list[AuditFinding]:
+            stats_age: timedelta, min_size: int, replicas: int = 0) -> list[AuditFinding]:
     fk_columns: dict[int, list[set[int]]] = {}
     for fk in foreign_keys:
         fk_columns.setdefault(fk[1], []).append(set(fk[5]))  # conrelid, conkey
@@ -531,9 +591,14 @@ def _unused(indexes: list[AuditIndex], foreign_keys: list[tuple], stats_reset: d
             continue  # it serves a foreign key's checks, which are not counted as scans
         found.append(_finding(
             "unused", index, level=unused_level(stats_age), evidence=
-            f"{index.describe()} was never scanned {since}; it costs {pretty_size(index.size)} and slows every"
-            " write", fix=f"DROP INDEX CONCURRENTLY IF EXISTS {index.qualified};"))
+            f"{index.describe()} was never scanned {since}{_on_hosts(replicas)};"
+            f" it costs {pretty_size(index.size)} and slows every write",
+            fix=f"DROP INDEX CONCURRENTLY IF EXISTS {index.qualified};"))
     return found
+
+
+def _on_hosts(replicas: int) -> str:
+    return f", on the primary nor on its {replicas} replica(s)" if replicas else ""
 
 
 def _seq_scans(tables: list[tuple]) -> list[AuditFinding]:

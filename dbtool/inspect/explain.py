@@ -291,3 +291,9 @@ def judge_budgets(report: QueryReport, large_rows: int, sizes: dict[str, float]
 def any_broken(results: list[ServiceExplain]) -> bool:
     """A broken budget or a regression against the baseline: exit 1."""
     return any(r.broken or r.regressions for s in results for r in s.reports)
+
+
+# The steps other commands reuse (the index advisor): the same database checks and sample values.
+open_database = _open
+require_statistics = _require_statistics
+bind_params = _bind

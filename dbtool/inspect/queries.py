@@ -262,3 +262,9 @@ def _tables(stmt: ast.Node) -> set[str]:
     finder = _Finder()
     finder(stmt)
     return finder.tables - finder.ctes
+
+
+def parse_statement(query: KeyQuery) -> ast.SelectStmt:
+    """The query's SELECT as PostgreSQL's parser reads it, each :name standing as $1 (for the advisor)."""
+    uses = _uses(query.path, query.text, list(scan(query.text)))
+    return parse_sql(_validation_text(query.text, uses))[0].stmt
