@@ -93,7 +93,9 @@ def hosts(new_db):
     """A primary and a replica: two databases with one schema stand in for two servers."""
     primary, replica = new_db("primary"), new_db("replica")
     for conninfo in (primary, replica):
-        run(conninfo, *SCHEMA, "SELECT pg_stat_reset()", "INSERT INTO items VALUES (5000, 1, 1)")
+        # A read by the primary key: traffic, so the usage checks run (writes alone are not usage).
+        run(conninfo, *SCHEMA, "SELECT pg_stat_reset()", "INSERT INTO items VALUES (5000, 1, 1)",
+            "SET enable_seqscan = off", "SELECT * FROM items WHERE id = 1")
     run(replica, "SET enable_seqscan = off", "SELECT count(*) FROM items WHERE a = 3")
     return primary, replica
 

@@ -114,7 +114,7 @@ def advise(settings: Settings, services: list[str] | None = None, names: list[st
         with ExitStack() as stack:
             conn, where = open_database(settings, service)
             stack.callback(conn.close)
-            require_statistics(conn, service, qs)
+            require_statistics(conn, service, qs, may_analyse=False)
             hypothetical = has_hypopg(conn)
             method = "hypothetical (hypopg)" if hypothetical else "real build, rolled back"
             if not hypothetical and settings.env != "dev":

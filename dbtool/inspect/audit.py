@@ -341,10 +341,10 @@ def audit_connection(
     built = {}
     for index in indexes:
         built[index.table_oid] = built.get(index.table_oid, 0) + 1
-    has_stats = track_counts and any(
+    has_stats = track_counts and (any(
         (idx or 0) > 0 or (seq or 0) > built.get(oid, 0)
         for oid, _, _, _, seq, _, idx, _, _, _, _ in tables
-    )
+    ) or any(sum(scans.values()) > 0 for scans in replicas or []))  # reads may all go to the replicas
     notice = None
     if not tables:
         notice = f"database {database} has no user tables; nothing to audit"
