@@ -1,6 +1,6 @@
 -- Course search with a term no course holds (violin): the same statement as course_search_common;
 -- before course 006 it read every course in date order (24-28 s on 1,000,000 courses).
--- 1. newest: the 2,000 newest live courses in date order (idx_courses_live_created_at_id), filtered
+-- 1. newest: the 500 newest live courses in date order (idx_courses_live_created_at_id), filtered
 --    until 20 match. A common term fills the page there: its 20 newest matches are among them.
 -- 2. matches: otherwise the term is rare, and idx_courses_search (006) finds all its matches, to
 --    sort; this part runs only then. The planner would guess a rare or absent term at 0.5% of the
@@ -12,7 +12,7 @@ WITH newest AS (
     FROM (SELECT * FROM courses
           WHERE deleted_at IS NULL
           ORDER BY created_at DESC, id DESC
-          LIMIT 2000) recent
+          LIMIT 500) recent
     WHERE course_search_document(name, description) @@ plainto_tsquery('english', :term)
     ORDER BY created_at DESC, id DESC
     LIMIT 20
