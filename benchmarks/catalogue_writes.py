@@ -45,13 +45,15 @@ NEW_COURSE = """INSERT INTO courses (name, description, price, instructor_id, in
                 VALUES (%s, 'Weekly lessons with practice plans and feedback.', 5000, gen_random_uuid(),
                         'Nina Simone', 60, 100000, 'piano', 'beginner')"""
 SCHEMAS_UNDER_TEST = {"before": 5, "after": None, "after, one slot": None}
+COPIES: list[Path] = []  # schema folders made for "before", removed at the end
 
 
 def schemas_up_to(version: int | None) -> Path:
     """The project's schemas, or a copy whose course migrations stop at `version` (seed wants them all)."""
     if version is None:
         return SCHEMAS
-    folder = Path(tempfile.mkdtemp(prefix="dbtool-bench-schemas-")) / "schemas"
+    COPIES.append(Path(tempfile.mkdtemp(prefix="dbtool-bench-schemas-")))
+    folder = COPIES[-1] / "schemas"
     shutil.copytree(SCHEMAS, folder)
     for path in (folder / "course").glob("[0-9][0-9][0-9]_*.sql"):
         if int(path.name[:3]) > version:
@@ -140,13 +142,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     results: dict[str, dict[str, list[float]]] = {}
-    with scratch_server() as admin:
-        for run in range(args.runs):
-            for label in SCHEMAS_UNDER_TEST:
-                figures = measure(admin, label, args)
-                print(f"run {run + 1} {label}: " + ", ".join(f"{k} {v:,.1f}" for k, v in figures.items()), flush=True)
-                for key, value in figures.items():
-                    results.setdefault(label, {}).setdefault(key, []).append(value)
+    try:
+        with scratch_server() as admin:
+            for run in range(args.runs):
+                for label in SCHEMAS_UNDER_TEST:
+                    figures = measure(admin, label, args)
+                    print(f"run {run + 1} {label}: " + ", ".join(f"{k} {v:,.1f}" for k, v in figures.items()),
+                          flush=True)
+                    for key, value in figures.items():
+                        results.setdefault(label, {}).setdefault(key, []).append(value)
+    finally:
+        for folder in COPIES:
+            shutil.rmtree(folder, ignore_errors=True)
     keys = list(next(iter(results.values())))
     print(f"\nmedian of {args.runs} runs, --scale {args.scale}, {args.writers} writers, {args.seconds:g} s each")
     print("| schema | " + " | ".join(keys) + " |")

@@ -10,7 +10,8 @@ import pytest
 from conftest import SCHEMAS, connect
 
 from dbtool.app.enrollment import CourseFull, enroll_student
-from dbtool.migrate.runner import migrate_connection
+from dbtool.errors import Refused
+from dbtool.migrate.runner import migrate_connection, rollback_connection
 from dbtool.migrate.tree import load_tree
 
 WRITERS = 50
@@ -118,3 +119,17 @@ def test_fifty_concurrent_writers_leave_the_total_equal_to_count(course_db):
         full = conn.execute("SELECT count(*) FROM courses WHERE current_students = max_students").fetchone()[0]
     assert used > 1  # the writers were spread over several slots
     assert full == len(shared)  # the capacity guard and enroll_student still hold
+
+
+def test_rolling_back_counts_guarded_then_rebuilt(course_db):
+    """The counters hold rows once a course exists, so rollback wants --force; migrating again recounts."""
+    tree = load_tree(SCHEMAS / "course")
+    with connect(course_db) as conn:
+        conn.execute(NEW_COURSE, ("Kept", 10))
+        with pytest.raises(Refused, match="drops table course_counts, which holds rows"):
+            rollback_connection(conn, tree, steps=1)
+        rollback_connection(conn, tree, steps=1, force=True)
+        assert conn.execute("SELECT to_regclass('course_counts')").fetchone()[0] is None
+        conn.execute(NEW_COURSE, ("Added meanwhile", 10))
+        migrate_connection(conn, tree)
+    assert totals(course_db) == (2, 2)

@@ -26,11 +26,12 @@ BEGIN
     ELSIF TG_OP = 'UPDATE' THEN
         v_delta := CASE WHEN NEW.deleted_at IS NULL THEN 1 ELSE -1 END;
     ELSE  -- TRUNCATE
-        UPDATE course_counts SET live_courses = 0 WHERE live_courses <> 0;
+        DELETE FROM course_counts;
         RETURN NULL;
     END IF;
     IF v_delta <> 0 THEN
-        UPDATE course_counts SET live_courses = live_courses + v_delta WHERE slot = pg_backend_pid() % 32;
+        INSERT INTO course_counts AS c (slot, live_courses) VALUES (pg_backend_pid() % 32, v_delta)
+        ON CONFLICT (slot) DO UPDATE SET live_courses = c.live_courses + EXCLUDED.live_courses;
     END IF;
     RETURN NULL;
 END;
@@ -63,9 +64,11 @@ CREATE TRIGGER count_live_courses_on_truncate
     FOR EACH STATEMENT
     EXECUTE FUNCTION count_live_courses();
 
+-- A slot row appears with its first write; one without courses holds nothing, so on a database
+-- without courses rolling this migration back drops an empty table.
 INSERT INTO course_counts (slot, live_courses)
-SELECT slot, CASE WHEN slot = 0 THEN (SELECT count(*) FROM courses WHERE deleted_at IS NULL) ELSE 0 END
-FROM generate_series(0, 31) AS slot;
+SELECT 0, count(*) FROM courses WHERE deleted_at IS NULL
+HAVING count(*) > 0;
 
 -- Statistics from the start, so the planner (and dbtool explain) need not wait for autovacuum.
 ANALYZE course_counts;

@@ -20,11 +20,12 @@ BEGIN
     ELSIF TG_OP = 'UPDATE' THEN
         v_delta := CASE WHEN NEW.deleted_at IS NULL THEN 1 ELSE -1 END;
     ELSE  -- TRUNCATE
-        UPDATE course_counts SET live_courses = 0 WHERE live_courses <> 0;
+        DELETE FROM course_counts;
         RETURN NULL;
     END IF;
     IF v_delta <> 0 THEN
-        UPDATE course_counts SET live_courses = live_courses + v_delta WHERE slot = pg_backend_pid() % 32;
+        INSERT INTO course_counts AS c (slot, live_courses) VALUES (pg_backend_pid() % 32, v_delta)
+        ON CONFLICT (slot) DO UPDATE SET live_courses = c.live_courses + EXCLUDED.live_courses;
     END IF;
     RETURN NULL;
 END;
