@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import SCHEMAS, SERVICES, fresh_db, scratch_server  # noqa: E402
 
 from dbtool import config
-from dbtool.data.seed import seed
+from dbtool.data.seed import MAX_SCALE, seed
 from dbtool.inspect.explain import explain
 from dbtool.migrate.commands import migrate
 
@@ -76,7 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--small-scale", type=int, default=1)
-    parser.add_argument("--large-scale", type=int, default=seed.MAX_SCALE)
+    parser.add_argument("--large-scale", type=int, default=MAX_SCALE)
     parser.add_argument("--small-dir", help="embedded data folder whose dev databases hold the small set")
     parser.add_argument("--large-dir", help="embedded data folder whose dev databases hold the large set")
     parser.add_argument("--query", action="append", help="only this key query (repeatable)")
