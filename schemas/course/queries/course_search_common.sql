@@ -25,7 +25,6 @@ WITH newest AS (
 SELECT id, name, price, instructor_name, category, level
 FROM (SELECT * FROM newest WHERE (SELECT count(*) FROM newest) = 20
       UNION ALL
-      (SELECT * FROM matches WHERE (SELECT count(*) FROM newest) < 20
-       ORDER BY created_at DESC, id DESC
-       LIMIT 20)) page
+      SELECT * FROM (SELECT * FROM matches ORDER BY created_at DESC, id DESC LIMIT 20) older
+      WHERE (SELECT count(*) FROM newest) < 20) page
 ORDER BY created_at DESC, id DESC;
