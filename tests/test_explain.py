@@ -53,7 +53,7 @@ def seeded(cli, project, migrated):
 def test_every_shipped_query_file_parses():
     files = sorted(SCHEMAS.glob("*/queries/*.sql"))
     assert {p.stem for p in files} >= set(INDEXED_AT_SMALL_SCALE) | {"course_list_page", "course_list_count",
-                                                                "course_list_keyset", "course_search",
+                                                                "course_list_keyset", "course_search_common",
                                                                 "courses_by_category_level"}
     for path in files:
         query = parse_query_file(path)

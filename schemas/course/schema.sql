@@ -4,6 +4,47 @@
 -- 'dbtool verify' and 'dbtool schema check' compare databases with this file.
 
 --
+-- Name: count_live_courses(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.count_live_courses() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_delta BIGINT;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        SELECT count(*) INTO v_delta FROM new_rows WHERE deleted_at IS NULL;
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT -count(*) INTO v_delta FROM old_rows WHERE deleted_at IS NULL;
+    ELSIF TG_OP = 'UPDATE' THEN
+        v_delta := CASE WHEN NEW.deleted_at IS NULL THEN 1 ELSE -1 END;
+    ELSE  -- TRUNCATE
+        DELETE FROM course_counts;
+        RETURN NULL;
+    END IF;
+    IF v_delta <> 0 THEN
+        INSERT INTO course_counts AS c (slot, live_courses) VALUES (pg_backend_pid() % 32, v_delta)
+        ON CONFLICT (slot) DO UPDATE SET live_courses = c.live_courses + EXCLUDED.live_courses;
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+
+--
+-- Name: course_search_document(character varying, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.course_search_document(p_name character varying, p_description text) RETURNS tsvector
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT setweight(to_tsvector('english', coalesce(p_name, '')), 'A')
+        || setweight(to_tsvector('english', coalesce(p_description, '')), 'B')
+$$;
+
+
+--
 -- Name: enroll_student(uuid, uuid, character varying); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -94,6 +135,17 @@ $$;
 
 
 --
+-- Name: course_counts; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.course_counts (
+    slot smallint NOT NULL,
+    live_courses bigint DEFAULT 0 NOT NULL,
+    CONSTRAINT course_counts_slot_check CHECK (((slot >= 0) AND (slot < 32)))
+);
+
+
+--
 -- Name: courses; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -136,6 +188,14 @@ CREATE TABLE public.enrollments (
     completed_at timestamp without time zone,
     CONSTRAINT enrollments_status_check CHECK (((status)::text = ANY ((ARRAY['enrolled'::character varying, 'completed'::character varying, 'cancelled'::character varying])::text[])))
 );
+
+
+--
+-- Name: course_counts course_counts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.course_counts
+    ADD CONSTRAINT course_counts_pkey PRIMARY KEY (slot);
 
 
 --
@@ -184,13 +244,6 @@ CREATE INDEX idx_courses_deleted_at ON public.courses USING btree (deleted_at);
 
 
 --
--- Name: idx_courses_description_search; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX idx_courses_description_search ON public.courses USING gin (to_tsvector('english'::regconfig, description));
-
-
---
 -- Name: idx_courses_instructor_id; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -212,17 +265,17 @@ CREATE INDEX idx_courses_live_created_at_id ON public.courses USING btree (creat
 
 
 --
--- Name: idx_courses_name_search; Type: INDEX; Schema: public; Owner: -
---
-
-CREATE INDEX idx_courses_name_search ON public.courses USING gin (to_tsvector('english'::regconfig, (name)::text));
-
-
---
 -- Name: idx_courses_price; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX idx_courses_price ON public.courses USING btree (price);
+
+
+--
+-- Name: idx_courses_search; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX idx_courses_search ON public.courses USING gin (public.course_search_document(name, description));
 
 
 --
@@ -237,6 +290,34 @@ CREATE INDEX idx_enrollments_status ON public.enrollments USING btree (status);
 --
 
 CREATE INDEX idx_enrollments_student_id ON public.enrollments USING btree (student_id);
+
+
+--
+-- Name: courses count_live_courses_on_delete; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER count_live_courses_on_delete AFTER DELETE ON public.courses REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION public.count_live_courses();
+
+
+--
+-- Name: courses count_live_courses_on_insert; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER count_live_courses_on_insert AFTER INSERT ON public.courses REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION public.count_live_courses();
+
+
+--
+-- Name: courses count_live_courses_on_soft_delete; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER count_live_courses_on_soft_delete AFTER UPDATE OF deleted_at ON public.courses FOR EACH ROW WHEN (((old.deleted_at IS NULL) IS DISTINCT FROM (new.deleted_at IS NULL))) EXECUTE FUNCTION public.count_live_courses();
+
+
+--
+-- Name: courses count_live_courses_on_truncate; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER count_live_courses_on_truncate AFTER TRUNCATE ON public.courses FOR EACH STATEMENT EXECUTE FUNCTION public.count_live_courses();
 
 
 --
