@@ -163,7 +163,7 @@ def _fleet_mode(fleet: Optional[Path], jobs: Optional[int], continue_on_error: b
     return fleet is not None
 
 
-def _fleet(run: Callable, verb: str, again: str, json: bool) -> None:
+def _fleet(run: Callable, verb: str, json: bool) -> None:
     """Run a fleet command with its progress shown; a failed database ends it with that error's code."""
     from .fleet.waves import failure
     from .render.fleet import progress, summary
@@ -171,7 +171,17 @@ def _fleet(run: Callable, verb: str, again: str, json: bool) -> None:
     with progress(verb, json) as on_change:
         outcomes = run(on_change)
     summary(outcomes, verb, json)
-    error = failure(outcomes, again)
+    error = failure(outcomes, changes=True)
+    if error:
+        raise error
+
+
+def _fleet_report(outcomes: list, show: Callable[[], None]) -> None:
+    """A read-only fleet command: every database was asked; one that did not answer ends it with its code."""
+    from .fleet.waves import failure
+
+    show()
+    error = failure(outcomes, changes=False)
     if error:
         raise error
 
@@ -196,7 +206,7 @@ def migrate(
         from .fleet import commands
 
         return _fleet(lambda on_change: commands.migrate(settings, services, fleet, jobs, continue_on_error, to,
-                                                         on_change), "applied", "migrate", json)
+                                                         on_change), "applied", json)
     results = migrate(settings, services, to=to, dry_run=dry_run, events=progress("applied", json))
     summary(results, "applied", dry_run, json)
 
@@ -222,7 +232,7 @@ def rollback(
 
         return _fleet(lambda on_change: commands.rollback(settings, services, fleet, jobs, continue_on_error, steps,
                                                           to, everything, force, on_change),
-                      "rolled back", "roll back", json)
+                      "rolled back", json)
     results = rollback(settings, services, steps=steps, to=to, everything=everything, force=force,
                        dry_run=dry_run, events=progress("rolled back", json))
     summary(results, "rolled back", dry_run, json)
@@ -243,14 +253,10 @@ def status(
 
     if fleet is not None:
         from .fleet import commands
-        from .fleet.waves import failure
         from .render.fleet import matrix
 
         tree, outcomes = commands.status(settings, services, fleet)
-        matrix(tree, outcomes, json)
-        error = failure(outcomes, "ask for the status")
-        if error:
-            raise error
+        _fleet_report(outcomes, lambda: matrix(tree, outcomes, json))
         return exit_code and any(o.detail.pending or o.detail.edited or o.detail.missing for o in outcomes)
     results = status(settings, services)
     show(results, json)
@@ -365,14 +371,11 @@ def audit_indexes(
 
     if fleet is not None:
         from .fleet import commands
-        from .fleet.waves import failure
         from .inspect.audit import ServiceAudit
         from .render.fleet import audits
 
         outcomes = commands.audit(settings, services, fleet, min_size, fail_on)
-        audits(outcomes, json)
-        if error := failure(outcomes, "audit"):
-            raise error
+        _fleet_report(outcomes, lambda: audits(outcomes, json))
         return reaches([ServiceAudit("", "", o.detail) for o in outcomes], fail_on)
     results = audit(settings, services, min_size=min_size, fail_on=fail_on)
     show(results, json)
@@ -464,13 +467,10 @@ def schema_check(settings: "Settings", services: Services = None, scratch_dsn: S
 
     if fleet is not None:
         from .fleet import commands
-        from .fleet.waves import failure
         from .render.fleet import checks
 
         outcomes = commands.check(settings, services, fleet, scratch_dsn)
-        checks(outcomes, json)
-        if error := failure(outcomes, "check"):
-            raise error
+        _fleet_report(outcomes, lambda: checks(outcomes, json))
         return not all(o.detail.clean for o in outcomes)
     results = check(settings, services, scratch_dsn)
     schema_check(results, json)

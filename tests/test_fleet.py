@@ -256,3 +256,32 @@ def test_fleet_needs_one_service(cli, project, tmp_path):
     result = cli("migrate", "--fleet", f, "--schemas-dir", project / "schemas")
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert "name exactly one SERVICE" in result.stderr
+
+
+def test_status_matrix_names_an_unreachable_database(cli, project, tenants, server, tmp_path):
+    a, _ = tenants(1, 0)
+    gone = server.conninfo("tenant_that_does_not_exist")
+    f = fleet_file(tmp_path / "fleet.toml", [("all", [a[0], gone])])
+    result = cli("status", "course", "--fleet", f, "--schemas-dir", project / "schemas")
+    assert result.exit_code == 3 and isinstance(result.exception, SystemExit), result.stderr
+    assert "behind (5 pending)" in result.stdout and "unreachable" in result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1 and "1 of 2 databases failed" in result.stderr
+
+
+def test_live_table_on_a_terminal_fits_80_columns(cli, project, tenants, tmp_path, monkeypatch):
+    import io
+    import re
+
+    from rich.console import Console
+
+    from dbtool.render import fleet as render
+
+    screen = io.StringIO()
+    monkeypatch.setattr(render, "out", Console(file=screen, force_terminal=True, width=200))
+    a, _ = tenants(2, 0)
+    f = fleet_file(tmp_path / "fleet.toml", [("all", a)])
+    result = cli("migrate", "course", "--fleet", f, "--schemas-dir", project / "schemas")
+    assert result.exit_code == 0, result.stderr
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())
+    assert "running" in text and "done" in text and "000→005" in text
+    assert all(len(line) <= 80 for line in text.splitlines()), text

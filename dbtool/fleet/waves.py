@@ -91,7 +91,7 @@ def run_waves(fleet: Fleet, targets: list[Target], action: Action, jobs: int | N
     return outcomes
 
 
-def failure(outcomes: list[Outcome], verb: str) -> DbtoolError | None:
+def failure(outcomes: list[Outcome], changes: bool) -> DbtoolError | None:
     """The error a run that failed somewhere ends with: the first failed target's kind (and exit code)."""
     failed = [o for o in outcomes if o.state == FAILED]
     if not failed:
@@ -100,5 +100,7 @@ def failure(outcomes: list[Outcome], verb: str) -> DbtoolError | None:
     code = (failed[0].error_type or InternalError).exit_code
     kind = next((k for k in (BadInput, DatabaseUnavailable, Refused) if k.exit_code == code), InternalError)
     rest = f", {skipped} not started" if skipped else ""
-    return kind(f"{len(failed)} of {len(outcomes)} databases failed{rest} (first: {failed[0].target.label}:"
-                f" {failed[0].error}); fix it and {verb} again: each database resumes where it stopped")
+    then = "fix it and run again: each database resumes where it stopped" if changes else "the others answered"
+    first, label = failed[0].error or "", failed[0].target.label
+    first = first if label in first else f"{label}: {first}"
+    return kind(f"{len(failed)} of {len(outcomes)} databases failed{rest} (first: {first}); {then}")

@@ -60,13 +60,18 @@ def progress(verb: str, quiet: bool) -> Iterator[Callable[["Outcome"], None]]:
     from rich.live import Live
 
     rows: dict[int, "Outcome"] = {}  # every outcome is announced once as pending, in target order
-    console = Console(width=min(out.width, WIDTH), highlight=False)
+    console = Console(file=out.file, force_terminal=True, width=min(out.width, WIDTH), highlight=False)
     with Live(_table([], verb), console=console, auto_refresh=False) as live:
         def redraw(o: "Outcome") -> None:
             rows[id(o)] = o
             live.update(_table(list(rows.values()), verb), refresh=True)
 
         yield redraw
+
+
+def _print(table: Table) -> None:
+    Console(file=out.file, force_terminal=out.is_terminal, width=min(out.width, WIDTH) if out.is_terminal
+            else WIDTH, highlight=False).print(table)
 
 
 def summary_line(outcomes: list["Outcome"], verb: str) -> str:
@@ -87,7 +92,7 @@ def summary(outcomes: list["Outcome"], verb: str, as_json: bool) -> None:
         emit_json(data(outcomes))
         return
     if not out.is_terminal:  # the live table was not shown: show where each database ended
-        Console(width=WIDTH, highlight=False).print(_table(outcomes, verb))
+        _print(_table(outcomes, verb))
     line(summary_line(outcomes, verb))
 
 
@@ -131,8 +136,7 @@ def matrix(tree: list, outcomes: list["Outcome"], as_json: bool) -> None:
         note = f" ({pending} pending)" if pending else ""
         style = {"up to date": "green", "behind": "yellow"}.get(state, "red")
         table.add_row(o.target.wave, o.target.label, _v(o.after), f"[{style}]{state}{note}[/]")
-    console = Console(width=min(out.width, WIDTH), highlight=False) if out.is_terminal else Console(width=WIDTH)
-    console.print(table)
+    _print(table)
     for o in outcomes:
         if o.error:
             line(f"{o.target.label}: {o.error}")
