@@ -2,6 +2,7 @@
 
 >>> from dbtool import config
 >>> from dbtool.fleet.commands import migrate
+>>> from pathlib import Path
 >>> migrate(config.make_settings(), ["course"], Path("schemas/course/fleet.toml"), jobs=4)
 """
 
@@ -42,7 +43,7 @@ def prepare(settings: Settings, services: list[str] | None, path: Path, jobs: in
 def migrate(settings: Settings, services: list[str] | None, path: Path, jobs: int | None = None,
             continue_on_error: bool = False, to: int | None = None,
             on_change: OnChange | None = None) -> list[Outcome]:
-    service, tree, _, run = prepare(settings, services, path, jobs)
+    _, tree, _, run = prepare(settings, services, path, jobs)
     check_version(tree, to, "--to")
     return run(actions.migrating(settings, tree, to), continue_on_error, on_change)
 
@@ -54,7 +55,7 @@ def rollback(settings: Settings, services: list[str] | None, path: Path, jobs: i
         raise BadInput("--steps, --to and --all choose what to roll back; give only one of them")
     if steps is not None and steps < 1:
         raise BadInput(f"--steps {steps}: give a positive number of migrations to roll back")
-    service, tree, _, run = prepare(settings, services, path, jobs)
+    _, tree, _, run = prepare(settings, services, path, jobs)
     check_version(tree, to, "--to")
     return run(actions.rolling_back(settings, tree, steps, to, everything, force), continue_on_error, on_change)
 
@@ -62,7 +63,7 @@ def rollback(settings: Settings, services: list[str] | None, path: Path, jobs: i
 def status(settings: Settings, services: list[str] | None, path: Path,
            on_change: OnChange | None = None) -> tuple[list[Migration], list[Outcome]]:
     """The version matrix: read-only, so every database is asked, whatever fails."""
-    service, tree, _, run = prepare(settings, services, path, None)
+    _, tree, _, run = prepare(settings, services, path, None)
     return tree, run(actions.reading_status(settings, tree), True, on_change)
 
 
