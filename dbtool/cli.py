@@ -45,6 +45,15 @@ ScratchDsn = Annotated[Optional[str], typer.Option(
     "--scratch-dsn", envvar="DBTOOL_SCRATCH_DSN", show_envvar=True,
     help="Admin URL of a server to build scratch databases on (default: each service's own server;"
          " required with --env prod).")]
+FleetFile = Annotated[Optional[Path], typer.Option(
+    "--fleet", help="A fleet.toml: run on every database its waves list (one SERVICE), wave by wave.",
+    show_default=False)]
+Jobs = Annotated[Optional[int], typer.Option(
+    "--jobs", help="With --fleet: databases worked on at once (default: the wave's jobs, else 4).",
+    show_default=False)]
+ContinueOnError = Annotated[bool, typer.Option(
+    "--continue-on-error", help="With --fleet: go on after a database fails (default: finish those in"
+                                " flight, start no new one).")]
 FailOn = Annotated[Optional[str], typer.Option(
     "--fail-on", help="Exit 1 when a finding reaches this level: error, warning or info (default: never).",
     show_default=False)]
@@ -162,6 +171,39 @@ def _confirm_prod(settings: "Settings", yes: bool, action: str) -> None:
     raise Refused(f"--env prod: {action} needs --yes (or an answer at the prompt); nothing was changed")
 
 
+def _fleet_mode(fleet: Optional[Path], jobs: Optional[int], continue_on_error: bool, dry_run: bool) -> bool:
+    from .errors import BadInput
+
+    if fleet is None and (jobs is not None or continue_on_error):
+        raise BadInput("--jobs and --continue-on-error apply to a fleet; add --fleet FILE")
+    if fleet is not None and dry_run:
+        raise BadInput("--dry-run and --fleet: a fleet run cannot be dry; use --dry-run --dsn on one database")
+    return fleet is not None
+
+
+def _fleet(run: Callable, verb: str, json: bool) -> None:
+    """Run a fleet command with its progress shown; a failed database ends it with that error's code."""
+    from .fleet.waves import failure
+    from .render.fleet import progress, summary
+
+    with progress(verb, json) as on_change:
+        outcomes = run(on_change)
+    summary(outcomes, verb, json)
+    error = failure(outcomes, changes=True)
+    if error:
+        raise error
+
+
+def _fleet_report(outcomes: list, show: Callable[[], None]) -> None:
+    """A read-only fleet command: every database was asked; one that did not answer ends it with its code."""
+    from .fleet.waves import failure
+
+    show()
+    error = failure(outcomes, changes=False)
+    if error:
+        raise error
+
+
 # ---------------------------------------------------------------- migrations
 
 
@@ -170,6 +212,7 @@ def migrate(
     settings: "Settings", services: Services = None,
     to: Annotated[Optional[int], typer.Option("--to", help="Apply up to and including this version.")] = None,
     dry_run: DryRun = False, yes: Yes = False, json: Json = False,
+    fleet: FleetFile = None, jobs: Jobs = None, continue_on_error: ContinueOnError = False,
 ) -> None:
     """Apply pending migrations, each in one transaction with its record."""
     from .migrate.commands import migrate
@@ -177,6 +220,11 @@ def migrate(
 
     if not dry_run:
         _confirm_prod(settings, yes, "migrate")
+    if _fleet_mode(fleet, jobs, continue_on_error, dry_run):
+        from .fleet import commands
+
+        return _fleet(lambda on_change: commands.migrate(settings, services, fleet, jobs, continue_on_error, to,
+                                                         on_change), "applied", json)
     results = migrate(settings, services, to=to, dry_run=dry_run, events=progress("applied", json))
     summary(results, "applied", dry_run, json)
 
@@ -189,6 +237,7 @@ def rollback(
     everything: Annotated[bool, typer.Option("--all", help="Roll back every applied migration.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Roll back even when a down file drops rows.")] = False,
     dry_run: DryRun = False, yes: Yes = False, json: Json = False,
+    fleet: FleetFile = None, jobs: Jobs = None, continue_on_error: ContinueOnError = False,
 ) -> None:
     """Roll back applied migrations with their down files, newest first."""
     from .migrate.commands import rollback
@@ -196,6 +245,12 @@ def rollback(
 
     if not dry_run:
         _confirm_prod(settings, yes, "roll back")
+    if _fleet_mode(fleet, jobs, continue_on_error, dry_run):
+        from .fleet import commands
+
+        return _fleet(lambda on_change: commands.rollback(settings, services, fleet, jobs, continue_on_error, steps,
+                                                          to, everything, force, on_change),
+                      "rolled back", json)
     results = rollback(settings, services, steps=steps, to=to, everything=everything, force=force,
                        dry_run=dry_run, events=progress("rolled back", json))
     summary(results, "rolled back", dry_run, json)
@@ -205,12 +260,22 @@ def rollback(
 def status(
     settings: "Settings", services: Services = None,
     exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when anything is pending or drifted.")] = False,
-    json: Json = False,
+    json: Json = False, fleet: FleetFile = None,
 ) -> bool:
-    """Show applied, pending, edited and missing migrations per service."""
+    """Show applied, pending, edited and missing migrations per service.
+
+    With --fleet: the version matrix, which database is at which version, behind or drifted.
+    """
     from .migrate.commands import status
     from .render.migrate import status as show
 
+    if fleet is not None:
+        from .fleet import commands
+        from .render.fleet import matrix
+
+        tree, outcomes = commands.status(settings, services, fleet)
+        _fleet_report(outcomes, lambda: matrix(tree, outcomes, json))
+        return exit_code and any(o.detail.pending or o.detail.edited or o.detail.missing for o in outcomes)
     results = status(settings, services)
     show(results, json)
     return exit_code and any(r.drifted for r in results)
@@ -338,7 +403,7 @@ def audit_indexes(
     dsns: Annotated[Optional[list[str]], typer.Option(
         "--dsn", help="Connection URL of the database (one service only); repeat it for the primary's"
                       " replicas, whose index scans count for 'unused'.")] = None,
-    json: Json = False,
+    json: Json = False, fleet: FleetFile = None,
 ) -> bool:
     """Report unused, duplicate, redundant, invalid, bloated and unselective indexes, foreign keys
     without an index, sequences near overflow, and tables read by sequential scans, each with the SQL
@@ -353,6 +418,14 @@ def audit_indexes(
     from .inspect.audit import audit, reaches
     from .render.audit import audit as show
 
+    if fleet is not None:
+        from .fleet import commands
+        from .inspect.audit import ServiceAudit
+        from .render.fleet import audits
+
+        outcomes = commands.audit(settings, services, fleet, min_size, fail_on)
+        _fleet_report(outcomes, lambda: audits(outcomes, json))
+        return reaches([ServiceAudit("", "", o.detail) for o in outcomes], fail_on)
     primary, *replicas = dsns or [None]
     settings = replace(settings, dsn=check_dsn(primary, "--dsn") if primary else None)
     results = audit(settings, services, min_size=min_size, fail_on=fail_on, replicas=replicas)
@@ -491,7 +564,7 @@ def schema_dump(
 
 @command(schema_app, "check")
 def schema_check(settings: "Settings", services: Services = None, scratch_dsn: ScratchDsn = None,
-                 json: Json = False) -> bool:
+                 json: Json = False, fleet: FleetFile = None) -> bool:
     """Rebuild each service from its migrations on a scratch database; compare with schema.sql and the live database.
 
     Exit 1 when schema.sql is stale or the live database drifted (each object named).
@@ -499,6 +572,13 @@ def schema_check(settings: "Settings", services: Services = None, scratch_dsn: S
     from .render.schemafile import schema_check
     from .schemafile.commands import check
 
+    if fleet is not None:
+        from .fleet import commands
+        from .render.fleet import checks
+
+        outcomes = commands.check(settings, services, fleet, scratch_dsn)
+        _fleet_report(outcomes, lambda: checks(outcomes, json))
+        return not all(o.detail.clean for o in outcomes)
     results = check(settings, services, scratch_dsn)
     schema_check(results, json)
     return not all(r.clean for r in results)
