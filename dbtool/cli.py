@@ -211,8 +211,10 @@ def seed(
     """
     settings = _settings(env, schemas_dir, dsn, wait)
     with render.seed_progress(json) as events:
-        report = seeding.seed(settings, services, scale=scale, events=events)
+        report = seeding.seed(settings, services, scale=scale, events=events, redis_cache=True)
     render.seed_summary(report, json)
+    for note in [] if json else report.notes:  # Redis: the context cache fill
+        render.line(note)
 
 
 @app.command("check-references")
@@ -397,19 +399,26 @@ def server_start(schemas_dir: SchemasDir = Path("schemas"), traceback: Traceback
 @server_app.command("stop")
 @handled
 def server_stop(schemas_dir: SchemasDir = Path("schemas"), traceback: Traceback = False) -> None:
-    """Stop the embedded server; its data stays under .dbtool/."""
+    """Stop the embedded servers (PostgreSQL and Redis); the PostgreSQL data stays under .dbtool/."""
     stopped = embedded.stop(_data_dir(schemas_dir))
     render.line("embedded server stopped" if stopped else "embedded server was not running")
+    from .redis import locate as redis_locate  # Redis: the embedded one stops with PostgreSQL
+
+    redis_stopped = redis_locate.stop(_data_dir(schemas_dir) / "redis")
+    render.line("embedded Redis stopped" if redis_stopped else "embedded Redis was not running")
 
 
 @server_app.command("status")
 @handled
 def server_status(schemas_dir: SchemasDir = Path("schemas"), json: Json = False,
                   traceback: Traceback = False) -> None:
-    """Say whether the embedded server runs, and where. Exit 1 when it does not."""
+    """Say whether the embedded servers (PostgreSQL, Redis) run, and where. Exit 1 when PostgreSQL does not."""
     data_dir = _data_dir(schemas_dir)
     conninfo = embedded.running_conninfo(data_dir)
-    render.server_status(data_dir, conninfo, json)
+    from . import render_redis  # Redis: both embedded servers are shown
+    from .redis import locate as redis_locate
+
+    render_redis.server_status(data_dir, conninfo, redis_locate.running_url(data_dir / "redis"), json)
     if conninfo is None:
         raise typer.Exit(int(ExitCode.FINDINGS))
 
@@ -419,6 +428,66 @@ def server_status(schemas_dir: SchemasDir = Path("schemas"), json: Json = False,
 def server_url(schemas_dir: SchemasDir = Path("schemas"), traceback: Traceback = False) -> None:
     """Print the embedded server's connection string (starting it if needed), for psql or an app."""
     typer.echo(embedded.start(_data_dir(schemas_dir)))
+
+
+# ---------------------------------------------------------------- redis audit | url (dbtool/redis/)
+
+redis_app = typer.Typer(help="Redis: the keys each service declares in schemas/<service>/redis.toml.",
+                        no_args_is_help=True)
+app.add_typer(redis_app, name="redis")
+RedisUrl = Annotated[Optional[str], typer.Option(
+    "--redis-url", help="Redis URL (redis://[:password@]host:port/db or unix:///path); default: <SERVICE>_REDIS_URL,"
+                        " REDIS_URL, REDIS_HOST/REDIS_PORT, else the embedded Redis in dev and test.",
+    show_default=False)]
+
+
+@redis_app.command("audit")
+@handled
+def redis_audit(
+    services: Services = None,
+    fail_on: Annotated[Optional[str], typer.Option(
+        "--fail-on", help="Exit 1 when a finding reaches this level: error, warning or info (default: never).",
+        show_default=False)] = None,
+    sample: Annotated[Optional[int], typer.Option(
+        "--sample", help="Check the value, size and references of at most N keys per pattern (TTL and type of"
+                         " every key are checked).", show_default=False)] = None,
+    redis_url: RedisUrl = None, json: Json = False,
+    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), wait: Wait = 0.0, traceback: Traceback = False,
+) -> None:
+    """SCAN the keyspace against the declared keys: stray keys, missing or too long TTLs, wrong types
+    and JSON shapes, keys over their size limit, and ids pointing at no database row. Changes nothing.
+    """
+    from . import render_redis
+    from .redis import audit as keys_audit
+
+    settings = _settings(env, schemas_dir, None, wait)
+    results = keys_audit.audit(settings, services, redis_url=redis_url, fail_on=fail_on, sample=sample)
+    render_redis.audit(results, json)
+    if keys_audit.reaches(results, fail_on):
+        raise typer.Exit(int(ExitCode.FINDINGS))
+
+
+@redis_app.command("url")
+@handled
+def redis_url_command(
+    service: Annotated[Optional[str], typer.Argument(help="The service whose Redis to name (default: REDIS_URL's).",
+                                                     show_default=False)] = None,
+    show_password: Annotated[bool, typer.Option("--show-password", help="Print the password instead of ***.")] = False,
+    redis_url: RedisUrl = None,
+    env: Env = "dev", schemas_dir: SchemasDir = Path("schemas"), traceback: Traceback = False,
+) -> None:
+    """Print the Redis URL (starting the embedded Redis if that is the one), for redis-cli -u or an app.
+
+    For the embedded Redis it is a unix:// URL: redis-cli -s takes the path after unix://.
+    """
+    from .config import select_services
+    from .redis import locate as redis_locate
+
+    settings = _settings(env, schemas_dir, None, 0.0)
+    if service is not None:
+        select_services(settings, [service])
+    url = redis_locate.url_of(redis_locate.resolve(settings, service, redis_url), settings)
+    typer.echo(url if show_password else redis_locate.mask(url))
 
 
 def main() -> None:
