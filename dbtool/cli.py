@@ -227,12 +227,17 @@ def check_references(
     """Report soft references that point at no row of the other service's database. Exit 1 when any.
 
     The references are declared in schemas/<service>/references.toml; a copied column (a
-    denormalised name) that no longer matches the row it points at is reported too.
+    denormalised name) that no longer matches the row it points at is reported too, and so are
+    Redis keys whose ids point at no row (references in schemas/<service>/redis.toml).
     """
     settings = _settings(env, schemas_dir, dsn, wait)
     reports = references.check(settings, services)
-    render.references(reports, json)
-    if any(not r.clean for r in reports):
+    from . import render_redis  # Redis: the ids in declared keys point at rows too (dbtool/redis/audit.py)
+    from .redis import audit as keys_audit
+
+    key_refs = keys_audit.check_references(settings, services)
+    render_redis.references(reports, key_refs, json)
+    if any(not r.clean for r in reports) or any(k.dangling for k in key_refs):
         raise typer.Exit(int(ExitCode.FINDINGS))
 
 

@@ -92,5 +92,22 @@ def server_status(data_dir: Path, conninfo: str | None, redis_url: str | None, a
         _line(f"embedded Redis not running (data in {data_dir / 'redis'}); any command that needs it starts it")
 
 
-def fill_note(note: str) -> None:
-    _line(note)
+def references(reports: list, key_refs: list, as_json: bool) -> None:
+    """`check-references`: the soft references of the databases, then those of the Redis keys."""
+    from . import render
+
+    if as_json:
+        data = render.references_data(reports) + [
+            # The same shape as a column's reference: rows are the keys holding an id.
+            {"service": k.service, "column": k.pattern, "redis_key": k.pattern,
+             "points_at": k.reference.split(" -> ")[1], "rows": k.keys,
+             "dangling": {"rows": k.dangling, "examples": k.examples}, "stale_copies": {}} for k in key_refs]
+        print(jsonlib.dumps(data, indent=2))
+        return
+    render.references(reports, False)
+    for k in key_refs:
+        state = (f"{k.dangling:,} point at no row, e.g. {', '.join(k.examples)}" if k.dangling else "all point at rows")
+        _line(f"redis {k.pattern}: {k.reference}: {k.keys:,} key(s) checked, {state}")
+    if key_refs:
+        bad = sum(1 for k in key_refs if k.dangling)
+        _line(f"{len(key_refs)} Redis key reference(s) checked, {bad} with findings")

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from dbtool import server as embedded
 from dbtool.cli import app
+from redis_server import REDIS
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "schemas"
@@ -97,14 +98,16 @@ SERVER = TestServer()
 
 def pytest_configure(config: pytest.Config) -> None:
     SERVER.start()
+    REDIS.start()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     SERVER.stop()
+    REDIS.stop()
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"dbtool test server: {SERVER.kind}, PostgreSQL {SERVER.version}"
+    return f"dbtool test server: {SERVER.kind}, PostgreSQL {SERVER.version}; Redis: {REDIS.kind}"
 
 
 @pytest.fixture
@@ -146,8 +149,10 @@ def project(tmp_path: Path) -> Path:
 def cli(monkeypatch):
     """Run dbtool in-process with a clean environment: no database variables leak in from the shell."""
     for var in list(os.environ):
-        if var.endswith("_DATABASE_URL") or var.startswith(("DB_", "PG")):
+        if var.endswith(("_DATABASE_URL", "_REDIS_URL")) or var.startswith(("DB_", "PG", "REDIS_")):
             monkeypatch.delenv(var, raising=False)
+    # Redis: an emptied database of the session's server, never an embedded one per project.
+    monkeypatch.setenv("REDIS_URL", REDIS.fresh_url())
     runner = CliRunner()
 
     def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None):

@@ -87,12 +87,25 @@ class PatternStats:
 
 
 @dataclass
+class KeyReference:
+    """One declared reference of a key pattern, as `check-references` reports it."""
+
+    service: str
+    pattern: str
+    reference: str  # "{session_id} -> chat.chat_sessions.id"
+    keys: int = 0  # keys checked
+    dangling: int = 0  # keys pointing at no row
+    examples: list[str] = field(default_factory=list)
+
+
+@dataclass
 class RedisAudit:
     where: str
     services: list[str]
     keys: int = 0  # every key SCAN returned
     patterns: list[PatternStats] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    references: list[KeyReference] = field(default_factory=list)
     scan_batches: int = 0
     pipelines: int = 0
     queries: int = 0  # reference queries sent to the databases
@@ -141,6 +154,17 @@ def audit(settings: Settings, services: list[str] | None = None, redis_url: str 
     strays_of = None if not services else set(selected)
     return [_audit_one(settings, url, target, names, decls, strays_of, sample)
             for url, (target, names) in by_url.items()]
+
+
+def check_references(settings: Settings, services: list[str] | None = None) -> list[KeyReference]:
+    """`check-references` for Redis: the declared references of every key pattern, checked by an audit."""
+    selected = select_services(settings, services)
+    declared = keyspace.load_all(settings)
+    users = [s for s in selected if any(d.references for d in declared.get(s, []))]
+    if not users:
+        return []
+    # Only patterns that have keys: a reference no key holds yet has nothing to check.
+    return [ref for result in audit(settings, users) for ref in result.references]
 
 
 class _Scan:
@@ -333,8 +357,13 @@ def _references(settings: Settings, scan: _Scan) -> None:
                 target = resolve_target(ref.service, settings)
                 conn = conns[ref.service] = server.connect(server.target_conninfo(target, settings), wait=settings.wait)
             kind = dict(decl.placeholders)[ref.placeholder]
+            checked = KeyReference(decl.service, decl.pattern, ref.describe(), sum(c for c, _ in ids.values()))
+            scan.report.references.append(checked)
             for missing in _missing(conn, decl, ref, kind, list(ids), scan):
                 count, key = ids[missing]
+                checked.dangling += count
+                if len(checked.examples) < EXAMPLES:
+                    checked.examples.append(key)
                 for _ in range(count):
                     scan.add("dangling", decl.service, decl.pattern, key,
                              f"{{{ref.placeholder}}} {missing} is no row of {ref.service}.{ref.table}")
