@@ -27,7 +27,7 @@ def audit_data(results: list) -> list[dict]:
             "seconds": round(r.seconds, 3),
             "round_trips": r.round_trips,
             "scan_batches": r.scan_batches,
-            "pipelines": r.pipelines,
+            "inspect_calls": r.inspect_calls,
             "reference_queries": r.queries,
             "patterns": [{"service": p.service, "name": p.name, "pattern": p.pattern, "ttl": p.ttl, "keys": p.keys,
                           "checked": p.checked, "findings": p.findings} for p in r.patterns],
@@ -47,7 +47,7 @@ def audit(results: list, as_json: bool) -> None:
     for r in results:
         out.print(Text.assemble(("redis", "bold"), f": {r.where}"))
         _line(f"  {r.keys:,} keys scanned in {r.seconds:.2f} s, {r.round_trips:,} round trips"
-              f" ({r.scan_batches:,} SCAN batches, {r.pipelines:,} pipelines)")
+              f" ({r.scan_batches:,} SCAN batches, {r.inspect_calls:,} inspect calls)")
         rows = [(p.pattern, p.ttl, f"{p.keys:,}", f"{p.checked:,}", f"{p.findings:,}") for p in r.patterns]
         if r.stray:
             rows.append(("(no declared pattern)", "", f"{r.stray:,}", "", f"{r.stray:,}"))

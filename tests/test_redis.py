@@ -217,7 +217,7 @@ def test_seed_fills_the_context_cache_and_the_audit_is_clean(cli, project, migra
     (report,) = json.loads(result.stdout)
     assert report["findings"] == [] and report["keys"] == 3
     assert {p["pattern"]: p["keys"] for p in report["patterns"]}["chat:context:{session_id}"] == 3
-    assert report["round_trips"] == report["scan_batches"] + report["pipelines"] >= 2
+    assert report["round_trips"] == report["scan_batches"] + report["inspect_calls"] >= 2
 
     text = audit(cli, project, env)
     assert "chat:context:{session_id}" in text.stdout and "0 finding(s)" in text.stdout
