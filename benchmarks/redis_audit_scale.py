@@ -86,10 +86,10 @@ def main(sizes: list[int]) -> None:
         base = rows[0][1] / rows[0][0]
         print("dbtool redis audit (core function), every key checked, embedded Redis on a unix socket")
         print(f"  {'keys':>9}  {'seconds':>8}  {'us/key':>7}  {'round trips':>11}  {'SCAN':>6}  {'inspect calls':>13}"
-              f"  {'db queries':>10}  {'per key vs first':>16}")
+              f"  {'db queries':>10}  {'of which db s':>13}  {'per key vs first':>16}")
         for keys, seconds, rep in rows:
             print(f"  {keys:>9,}  {seconds:>8.2f}  {seconds / keys * 1e6:>7.1f}  {rep.round_trips:>11,}"
-                  f"  {rep.scan_batches:>6,}  {rep.inspect_calls:>13,}  {rep.queries:>10,}"
+                  f"  {rep.scan_batches:>6,}  {rep.inspect_calls:>13,}  {rep.queries:>10,}  {rep.reference_seconds:>13.2f}"
                   f"  {seconds / keys / base:>15.2f}x")
     finally:
         locate.stop(data)

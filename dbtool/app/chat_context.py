@@ -99,6 +99,8 @@ SELECT s.id::text,
                 WHERE session_id = s.id ORDER BY created_at DESC, id DESC LIMIT %(keep)s) r)
 FROM chat_sessions s WHERE s.id = ANY(%(ids)s::uuid[])
 """
+# One session, the common case of get: a plain equality plans and runs faster than an array.
+_REBUILD_ONE = _REBUILD.replace("= ANY(%(ids)s::uuid[])", "= %(id)s::uuid")
 
 Database = Union[str, psycopg.Connection]
 
@@ -238,7 +240,10 @@ class ChatContextCache:
 
     def _read(self, sids: list[str]) -> dict[str, ChatContext]:
         now = _now()
-        rows = self._connection().execute(_REBUILD, {"ids": sids, "keep": self.keep}).fetchall()
+        if len(sids) == 1:
+            rows = self._connection().execute(_REBUILD_ONE, {"id": sids[0], "keep": self.keep}).fetchall()
+        else:
+            rows = self._connection().execute(_REBUILD, {"ids": sids, "keep": self.keep}).fetchall()
         return {sid: ChatContext(sid, messages, int(count), now, False) for sid, count, messages in rows}
 
     def _connection(self) -> psycopg.Connection:

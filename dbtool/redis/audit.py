@@ -110,6 +110,7 @@ class RedisAudit:
     inspect_calls: int = 0  # one script call per batch: TTL, TYPE, GET, MEMORY USAGE
     queries: int = 0  # reference queries sent to the databases
     seconds: float = 0.0
+    reference_seconds: float = 0.0  # of which checking ids against the databases
 
     @property
     def round_trips(self) -> int:
@@ -178,8 +179,11 @@ class _Scan:
         self.strays_of = strays_of
         self.sample = sample
         self.groups: dict[tuple[str, str, str], Finding] = {}
-        # Per reference: id -> [keys holding it, first such key]; checked against the database at the end.
-        self.ids: dict[tuple[KeyDecl, Reference], dict[str, list]] = {}
+        # Per reference: id -> keys holding it, and id -> the first such key; checked against the
+        # database at the end. Plain str/int values, no list per id: a million small containers
+        # would make every garbage collection walk them all.
+        self.ids: dict[tuple[KeyDecl, Reference], dict[str, int]] = {}
+        self.first: dict[tuple[KeyDecl, Reference], dict[str, str]] = {}
         self.inspect = None  # the registered _INSPECT script
 
     def add(self, kind: str, service: str, pattern: str, key: str, detail: str) -> None:
@@ -216,7 +220,9 @@ def _audit_one(settings: Settings, url: str, target: locate.RedisTarget, service
                 break
     finally:
         conn.close()
+    checking = time.perf_counter()
     _references(settings, scan)
+    report.reference_seconds = time.perf_counter() - checking
     report.patterns = list(scan.stats.values())
     report.findings = sorted(scan.groups.values(), key=lambda f: (LEVELS.index(f.level), f.service, f.pattern, f.kind))
     report.seconds = time.perf_counter() - started
@@ -316,8 +322,12 @@ def _check_key(scan: _Scan, key: str, decl: KeyDecl, groups: dict[str, str], che
     if checked:
         for ref in decl.references:
             if ref.placeholder not in bad_ids:
-                entry = scan.ids.setdefault((decl, ref), {}).setdefault(groups[ref.placeholder], [0, key])
-                entry[0] += 1
+                value = groups[ref.placeholder]
+                counts = scan.ids.setdefault((decl, ref), {})
+                if value not in counts:
+                    counts[value] = 0
+                    scan.first.setdefault((decl, ref), {})[value] = key
+                counts[value] += 1
     return sum(f.count for f in scan.groups.values()) - before
 
 
@@ -380,10 +390,11 @@ def _references(settings: Settings, scan: _Scan) -> None:
                 target = resolve_target(ref.service, settings)
                 conn = conns[ref.service] = server.connect(server.target_conninfo(target, settings), wait=settings.wait)
             kind = dict(decl.placeholders)[ref.placeholder]
-            checked = KeyReference(decl.service, decl.pattern, ref.describe(), sum(c for c, _ in ids.values()))
+            checked = KeyReference(decl.service, decl.pattern, ref.describe(), sum(ids.values()))
             scan.report.references.append(checked)
-            for missing in _missing(conn, decl, ref, kind, list(ids), scan):
-                count, key = ids[missing]
+            # Sorted, the ids walk the index in order: each batch touches neighbouring pages.
+            for missing in _missing(conn, decl, ref, kind, sorted(ids), scan):
+                count, key = ids[missing], scan.first[(decl, ref)][missing]
                 checked.dangling += count
                 if len(checked.examples) < EXAMPLES:
                     checked.examples.append(key)
