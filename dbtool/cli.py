@@ -212,9 +212,9 @@ def seed(
     settings = _settings(env, schemas_dir, dsn, wait)
     with render.seed_progress(json) as events:
         report = seeding.seed(settings, services, scale=scale, events=events, redis_cache=True)
-    render.seed_summary(report, json)
     for note in [] if json else report.notes:  # Redis: the context cache fill
         render.line(note)
+    render.seed_summary(report, json)
 
 
 @app.command("check-references")

@@ -37,6 +37,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Union
 
 import psycopg
+import redis
 
 from ..errors import DatabaseUnavailable
 from ..redis import client as rclient
@@ -207,7 +208,7 @@ class ChatContextCache:
     def _redis(self, action, failed: Any = None) -> Any:
         try:
             result = rclient.retrying(action, self.url, self.attempts)
-        except RedisUnavailable as exc:
+        except (RedisUnavailable, redis.RedisError) as exc:  # e.g. WRONGTYPE from a key written by hand
             self.last_error = str(exc)
             return failed
         self.last_error = None

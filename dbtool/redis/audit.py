@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 import psycopg
+import redis
 from psycopg import sql
 
 from .. import server
@@ -218,6 +219,9 @@ def _audit_one(settings: Settings, url: str, target: locate.RedisTarget, service
                 _batch(conn, url, scan, keys)
             if cursor == 0:
                 break
+    except redis.ResponseError as exc:  # e.g. a managed Redis that renamed SCAN, EVALSHA or MEMORY
+        raise DatabaseUnavailable(f"Redis at {locate.mask(url)} refused a command the audit needs ({exc});"
+                                  " audit a Redis that allows SCAN, EVALSHA and MEMORY USAGE") from None
     finally:
         conn.close()
     checking = time.perf_counter()

@@ -75,7 +75,7 @@ def check_url(url: str, where: str) -> str:
     fix = "use redis://[:password@]host:port/db, rediss://... or unix:///path/to/redis.sock"
     try:
         parts = urlsplit(url)
-        port = parts.port  # raises ValueError on a port that is no number
+        parts.port  # noqa: B018 - raises ValueError on a port that is no number
     except ValueError:
         raise BadInput(f"{where}: not a Redis URL; {fix}") from None
     if parts.scheme not in SCHEMES:
@@ -88,7 +88,6 @@ def check_url(url: str, where: str) -> str:
     db = parts.path.lstrip("/") if parts.scheme != "unix" else ""
     if db and not db.isdigit():
         raise BadInput(f"{where}: database {db!r} is not a number; {fix}")
-    del port
     return url
 
 
