@@ -6,7 +6,7 @@ course:cache:{instructor_id}:courses lists of users that exist in identity_db, e
 declared TTL, so the audit checks TTL, type, JSON shape, size and the reference of every key and
 finds nothing. Times the core function (dbtool.redis.audit.audit) and counts its round trips
 (SCAN batches plus one inspecting script call per batch), then prints the time per key at each size against the smallest.
-Usage: python benchmarks/redis_audit_scale.py [--sizes 10000,100000,1000000]
+Usage: python benchmarks/redis_audit_scale.py [--sizes 10000,100000,1000000] [--runs 3]
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def load(chat: str, identity: str, r: redis.Redis, keys: int) -> None:
     pipe.execute()
 
 
-def main(sizes: list[int]) -> None:
+def main(sizes: list[int], runs: int) -> None:
     data = Path(tempfile.mkdtemp(prefix="dbtool-bench-redis-"))
     try:
         url = locate.start(data)
@@ -78,13 +78,16 @@ def main(sizes: list[int]) -> None:
             rows = []
             for keys in sizes:
                 load(chat, identity, r, keys)
-                started = time.perf_counter()
-                (report,) = audit.audit(settings, ["chat", "course"], redis_url=url)
-                seconds = time.perf_counter() - started
-                assert report.keys == keys and not report.findings, report.findings
-                rows.append((keys, seconds, report))
+                times = []
+                for _ in range(runs):  # the fastest run: the machine is shared, noise only adds time
+                    started = time.perf_counter()
+                    (report,) = audit.audit(settings, ["chat", "course"], redis_url=url)
+                    times.append(time.perf_counter() - started)
+                    assert report.keys == keys and not report.findings, report.findings
+                rows.append((keys, min(times), report))
         base = rows[0][1] / rows[0][0]
-        print("dbtool redis audit (core function), every key checked, embedded Redis on a unix socket")
+        print(f"dbtool redis audit (core function), every key checked, embedded Redis on a unix socket,"
+              f" fastest of {runs} runs")
         print(f"  {'keys':>9}  {'seconds':>8}  {'us/key':>7}  {'round trips':>11}  {'SCAN':>6}  {'inspect calls':>13}"
               f"  {'db queries':>10}  {'of which db s':>13}  {'per key vs first':>16}")
         for keys, seconds, rep in rows:
@@ -99,5 +102,6 @@ def main(sizes: list[int]) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    main([int(s) for s in args.sizes.split(",")])
+    main([int(s) for s in args.sizes.split(",")], args.runs)
