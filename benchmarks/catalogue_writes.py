@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
 from _common import SCHEMAS, fresh_db, scratch_server  # noqa: E402
+from psycopg import sql  # noqa: E402
 
 from dbtool import config  # noqa: E402
 from dbtool.app.enrollment import CourseFull, enroll_student  # noqa: E402

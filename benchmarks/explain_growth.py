@@ -37,7 +37,6 @@ from dbtool.data.seed import MAX_SCALE, seed
 from dbtool.inspect.explain import explain
 from dbtool.migrate.commands import migrate
 
-
 # Largest ratio large/small a query may show: the catalogue issue's targets for search and the total.
 GROWTH_LIMITS = {"course_search_common": 10.0, "course_search_rare": 10.0, "course_search_absent": 10.0,
                  "course_list_count": 3.0}

@@ -370,10 +370,13 @@ def seed(
     be migrated (exit 4 otherwise); prod is refused (exit 4); running it twice adds nothing.
     """
     from .data.seed import seed
+    from .render.console import line
     from .render.data import seed_progress, seed_summary
 
     with seed_progress(json) as events:
-        report = seed(settings, services, scale=scale, events=events)
+        report = seed(settings, services, scale=scale, events=events, redis_cache=True)
+    for note in [] if json else report.notes:  # the chat context cache fill, or why it was skipped
+        line(note)
     seed_summary(report, json)
 
 
@@ -382,14 +385,17 @@ def check_references(settings: "Settings", services: Services = None, json: Json
     """Report soft references that point at no row of the other service's database. Exit 1 when any.
 
     The references are declared in schemas/<service>/references.toml; a copied column (a
-    denormalised name) that no longer matches the row it points at is reported too.
+    denormalised name) that no longer matches the row it points at is reported too, and so are
+    Redis keys whose ids point at no row (references in schemas/<service>/redis.toml).
     """
     from .data.references import check
-    from .render.data import references
+    from .redis.audit import check_references
+    from .render.redis import references
 
     reports = check(settings, services)
-    references(reports, json)
-    return any(not r.clean for r in reports)
+    key_refs = check_references(settings, services)  # the ids in declared Redis keys point at rows too
+    references(reports, key_refs, json)
+    return any(not r.clean for r in reports) or any(k.dangling for k in key_refs)
 
 
 # ---------------------------------------------------------------- inspecting a live database
@@ -666,21 +672,24 @@ def server_start(settings: "Settings") -> None:
 
 @command(server_app, "stop", shared=OFFLINE)
 def server_stop(settings: "Settings") -> None:
-    """Stop the embedded server; its data stays under .dbtool/."""
+    """Stop the embedded servers (PostgreSQL and Redis); the PostgreSQL data stays under .dbtool/."""
+    from .redis.locate import stop as stop_redis
     from .render.console import line
     from .server import stop
 
     line("embedded server stopped" if stop(settings.embedded_dir) else "embedded server was not running")
+    line("embedded Redis stopped" if stop_redis(settings.embedded_dir / "redis") else "embedded Redis was not running")
 
 
 @command(server_app, "status", shared=OFFLINE)
 def server_status(settings: "Settings", json: Json = False) -> bool:
-    """Say whether the embedded server runs, and where. Exit 1 when it does not."""
-    from .render.server import server_status
+    """Say whether the embedded servers (PostgreSQL, Redis) run, and where. Exit 1 when PostgreSQL does not."""
+    from .redis.locate import running_url
+    from .render.redis import server_status
     from .server import running_conninfo
 
     conninfo = running_conninfo(settings.embedded_dir)
-    server_status(settings.embedded_dir, conninfo, json)
+    server_status(settings.embedded_dir, conninfo, running_url(settings.embedded_dir / "redis"), json)
     return conninfo is None
 
 
@@ -690,6 +699,60 @@ def server_url(settings: "Settings") -> None:
     from .server import start
 
     typer.echo(start(settings.embedded_dir))
+
+
+# ---------------------------------------------------------------- redis audit | url (dbtool/redis/)
+
+redis_app = typer.Typer(help="Redis: the keys each service declares in schemas/<service>/redis.toml.",
+                        no_args_is_help=True)
+app.add_typer(redis_app, name="redis")
+RedisUrl = Annotated[Optional[str], typer.Option(
+    "--redis-url", help="Redis URL (redis://[:password@]host:port/db or unix:///path); default: <SERVICE>_REDIS_URL,"
+                        " REDIS_URL, REDIS_HOST/REDIS_PORT, else the embedded Redis in dev and test.",
+    show_default=False)]
+
+
+REDIS_SHARED = ("env", "schemas_dir", "wait", "traceback")  # a Redis URL instead of --dsn
+
+
+@command(redis_app, "audit", shared=REDIS_SHARED)
+def redis_audit(
+    settings: "Settings", services: Services = None, fail_on: FailOn = None,
+    sample: Annotated[Optional[int], typer.Option(
+        "--sample", help="Check the value, size and references of at most N keys per pattern (TTL and type of"
+                         " every key are checked).", show_default=False)] = None,
+    redis_url: RedisUrl = None, json: Json = False,
+) -> bool:
+    """SCAN the keyspace against the declared keys: stray keys, missing or too long TTLs, wrong types
+    and JSON shapes, keys over their size limit, and ids pointing at no database row. Changes nothing.
+    """
+    from .redis.audit import audit, reaches
+    from .render.redis import audit as show
+
+    results = audit(settings, services, redis_url=redis_url, fail_on=fail_on, sample=sample)
+    show(results, json)
+    return reaches(results, fail_on)
+
+
+@command(redis_app, "url", shared=("env", "schemas_dir", "traceback"))
+def redis_url_command(
+    settings: "Settings",
+    service: Annotated[Optional[str], typer.Argument(help="The service whose Redis to name (default: REDIS_URL's).",
+                                                     show_default=False)] = None,
+    show_password: Annotated[bool, typer.Option("--show-password", help="Print the password instead of ***.")] = False,
+    redis_url: RedisUrl = None,
+) -> None:
+    """Print the Redis URL (starting the embedded Redis if that is the one), for redis-cli -u or an app.
+
+    For the embedded Redis it is a unix:// URL: redis-cli -s takes the path after unix://.
+    """
+    from .config import select_services
+    from .redis.locate import mask, resolve, url_of
+
+    if service is not None:
+        select_services(settings, [service])
+    url = url_of(resolve(settings, service, redis_url), settings)
+    typer.echo(url if show_password else mask(url))
 
 
 def main() -> None:

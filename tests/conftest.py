@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from redis_server import REDIS
 from typer.testing import CliRunner
 
 from dbtool import server as embedded
@@ -104,6 +105,14 @@ def test_server() -> Iterator[TestServer]:
     SERVER.stop()
 
 
+@pytest.fixture(scope="session")
+def test_redis():
+    """A real Redis for the session (DBTOOL_TEST_REDIS_URL, else the embedded one), started on first use."""
+    REDIS.start()
+    yield REDIS
+    REDIS.stop()
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     source = "DBTOOL_TEST_DSN" if os.environ.get("DBTOOL_TEST_DSN") else "testcontainers or embedded"
     return f"dbtool test server: {source}, started by the first test that needs one"
@@ -112,6 +121,8 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's reporter
     if SERVER.kind != "none":
         terminalreporter.write_line(f"dbtool test server: {SERVER.kind}, PostgreSQL {SERVER.version}")
+    if REDIS.kind != "none":
+        terminalreporter.write_line(f"dbtool test Redis: {REDIS.kind}")
 
 
 @pytest.fixture
@@ -150,11 +161,13 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def cli(monkeypatch):
+def cli(monkeypatch, test_redis):
     """Run dbtool in-process with a clean environment: no database variables leak in from the shell."""
     for var in list(os.environ):
-        if var.endswith("_DATABASE_URL") or var.startswith(("DB_", "PG")):
+        if var.endswith(("_DATABASE_URL", "_REDIS_URL")) or var.startswith(("DB_", "PG", "REDIS_")):
             monkeypatch.delenv(var, raising=False)
+    # Redis: an emptied database of the session's server, never an embedded one per project.
+    monkeypatch.setenv("REDIS_URL", REDIS.fresh_url())
     runner = CliRunner()
 
     def invoke(*args: str, env: dict[str, str] | None = None, input: str | None = None):

@@ -61,6 +61,7 @@ class SeedReport:
     services: list[str] = field(default_factory=list)
     loads: list[TableLoad] = field(default_factory=list)
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # one line each, e.g. what filling the Redis cache did
 
     @property
     def rows(self) -> int:
@@ -88,8 +89,11 @@ def check_scale(scale: int | None) -> None:
 
 
 def seed(settings: Settings, services: list[str] | None = None, scale: int | None = None,
-         events: SeedEvents | None = None) -> SeedReport:
-    """Seed the selected services (all by default) and the services they refer to."""
+         events: SeedEvents | None = None, redis_cache: bool = False) -> SeedReport:
+    """Seed the selected services (all by default) and the services they refer to.
+
+    redis_cache: also fill chat's Redis context cache from the seeded sessions (the CLI does).
+    """
     if settings.env == "prod":
         raise Refused("--env prod: seed writes development and synthetic data and never runs on prod;"
                       " nothing was written")
@@ -112,6 +116,10 @@ def seed(settings: Settings, services: list[str] | None = None, scale: int | Non
             else:
                 report.loads += _run_files(conn, service, plans[service], events)
     report.seconds = time.perf_counter() - started
+    if redis_cache:  # Redis: the chat context cache of the seeded sessions (dbtool/redis/seeding.py)
+        from ..redis.seeding import fill_context_cache
+
+        report.notes += fill_context_cache(settings, {s: targets[s][0] for s in order}, scale)
     return report
 
 
