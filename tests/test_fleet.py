@@ -19,7 +19,8 @@ from psycopg.conninfo import make_conninfo
 
 from dbtool import server as embedded
 
-NEWEST = 5  # course's newest migration
+# course's newest migration, counted from its files
+NEWEST = len(list((Path(__file__).resolve().parent.parent / "schemas" / "course").glob("0*.down.sql")))
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +112,7 @@ def test_two_servers_migrate_report_and_rerun(cli, project, tenants, tmp_path):
 
     matrix = cli("status", "course", "--fleet", f, "--schemas-dir", schemas, "--exit-code", env=env)
     assert matrix.exit_code == 0, matrix.stderr
-    assert "5 databases, newest migration 005: 5 at 005" in matrix.stdout
+    assert f"5 databases, newest migration {NEWEST:03d}: 5 at {NEWEST:03d}" in matrix.stdout
     assert all(len(line) <= 80 for line in matrix.stdout.splitlines())
 
 
@@ -120,7 +121,7 @@ def test_plain_output_fits_80_columns(cli, project, tenants, tmp_path):
     f = fleet_file(tmp_path / "fleet.toml", [("all", a)])
     result = cli("migrate", "course", "--fleet", f, "--schemas-dir", project / "schemas")
     assert result.exit_code == 0, result.stderr
-    assert "2 databases: 2 done, 0 failed, 0 not started; 10 migrations applied" in result.stdout
+    assert f"2 databases: 2 done, 0 failed, 0 not started; {2 * NEWEST} migrations applied" in result.stdout
     table = [line for line in result.stdout.splitlines() if not line.startswith("done ")]
     assert all(len(line) <= 80 for line in table), result.stdout
 
@@ -150,8 +151,8 @@ def test_killed_server_is_reported_and_converges_on_rerun(cli, project, tenants,
 
     schemas = project / "schemas"
     # A slow last migration, so the kill lands while migrations run on the second server.
-    (schemas / "course" / "006_wait_a_moment.sql").write_text("SELECT pg_sleep(2);\n")
-    (schemas / "course" / "006_wait_a_moment.down.sql").write_text("SELECT 1;\n")
+    (schemas / "course" / f"{NEWEST + 1:03d}_wait_a_moment.sql").write_text("SELECT pg_sleep(2);\n")
+    (schemas / "course" / f"{NEWEST + 1:03d}_wait_a_moment.down.sql").write_text("SELECT 1;\n")
     a, b = tenants(3, 3)
     f = fleet_file(tmp_path / "fleet.toml", [("all", [a[0], b[0], a[1], b[1], a[2], b[2]])])
     killed = threading.Event()
@@ -164,16 +165,16 @@ def test_killed_server_is_reported_and_converges_on_rerun(cli, project, tenants,
     settings = config.make_settings(schemas_dir=schemas, environ={})
     outcomes = commands.migrate(settings, ["course"], f, jobs=2, continue_on_error=True, on_change=on_change)
     by = {o.target.conninfo: o for o in outcomes}
-    assert all(by[c].state == "done" and by[c].after == 6 for c in a), [(o.state, o.error) for o in outcomes]
+    assert all(by[c].state == "done" and by[c].after == NEWEST + 1 for c in a), [(o.state, o.error) for o in outcomes]
     assert all(by[c].state == "failed" for c in b), [(o.state, o.error) for o in outcomes]
     assert all("server" in by[c].error or "connect" in by[c].error for c in b)
 
     embedded.start(second_server[1])
-    assert all(version_of(c) < 6 for c in b)  # the cut migration left nothing
+    assert all(version_of(c) < NEWEST + 1 for c in b)  # the cut migration left nothing
     rerun = cli("migrate", "course", "--fleet", f, "--json", "--schemas-dir", schemas)
     assert rerun.exit_code == 0, rerun.stderr
     rows = {r["target"]: r for r in records(rerun)}
-    assert all(version_of(c) == 6 for c in a + b)
+    assert all(version_of(c) == NEWEST + 1 for c in a + b)
     assert sum(r["applied"] == [] for r in rows.values()) == 3  # the first server's were done already
 
 
@@ -198,8 +199,8 @@ def test_rollback_audit_and_schema_check_take_a_fleet(cli, project, tenants, tmp
 
     back = cli("rollback", "course", "--fleet", f, "--steps", "2", "--json", "--schemas-dir", schemas)
     assert back.exit_code == 0, back.stderr
-    assert [(r["version_before"], r["version_after"]) for r in records(back)] == [(5, 3), (5, 3)]
-    assert [version_of(c) for c in (a[0], b[0])] == [3, 3]
+    assert [(r["version_before"], r["version_after"]) for r in records(back)] == [(NEWEST, NEWEST - 2), (NEWEST, NEWEST - 2)]
+    assert [version_of(c) for c in (a[0], b[0])] == [NEWEST - 2, NEWEST - 2]
 
 
 def test_passwords_come_from_the_environment_and_never_show(cli, project, server, new_db, tmp_path):
@@ -264,7 +265,7 @@ def test_status_matrix_names_an_unreachable_database(cli, project, tenants, serv
     f = fleet_file(tmp_path / "fleet.toml", [("all", [a[0], gone])])
     result = cli("status", "course", "--fleet", f, "--schemas-dir", project / "schemas")
     assert result.exit_code == 3 and isinstance(result.exception, SystemExit), result.stderr
-    assert "behind (5 pending)" in result.stdout and "unreachable" in result.stdout
+    assert f"behind ({NEWEST} pending)" in result.stdout and "unreachable" in result.stdout
     assert len(result.stderr.strip().splitlines()) == 1 and "1 of 2 databases failed" in result.stderr
 
 
@@ -283,5 +284,5 @@ def test_live_table_on_a_terminal_fits_80_columns(cli, project, tenants, tmp_pat
     result = cli("migrate", "course", "--fleet", f, "--schemas-dir", project / "schemas")
     assert result.exit_code == 0, result.stderr
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())
-    assert "running" in text and "done" in text and "000→005" in text
+    assert "running" in text and "done" in text and f"000→{NEWEST:03d}" in text
     assert all(len(line) <= 80 for line in text.splitlines()), text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import SERVER, connect
@@ -10,6 +11,9 @@ from conftest import SERVER, connect
 from dbtool.migrate.runner import migrate_connection
 from dbtool.migrate.state import read_state
 from dbtool.migrate.tree import load_tree
+
+# The course migrations the project ships: the rehearsed ones come after them.
+SHIPPED = len(list((Path(__file__).resolve().parent.parent / "schemas" / "course").glob("0*.down.sql")))
 
 
 def add(folder, name, up, down):
@@ -45,15 +49,15 @@ def course(project):
 def test_a_plain_index_build_stalls_writers_and_a_concurrent_one_does_not(cli, course, new_db):
     own = new_db()
     with connect(own) as conn:
-        migrate_connection(conn, load_tree(course)[:5])
+        migrate_connection(conn, load_tree(course)[:SHIPPED])
     before = scratch_databases()
     result = cli("rehearse", "course", "--schemas-dir", course.parent, "--scale", "2", "--writers", "2",
                  "--max-stall", "400", "--json", env={"COURSE_DATABASE_URL": own})
     assert result.exit_code == 1, result.stderr  # the plain build broke --max-stall
     report = json.loads(result.stdout)
-    assert report["from"] == 5 and report["tables"] == ["courses"]
+    assert report["from"] == SHIPPED and report["tables"] == ["courses"]
     plain, concurrent, token, notes = report["migrations"]
-    assert plain["migration"] == "006_add_courses_duration_index"
+    assert plain["migration"] == f"{SHIPPED + 1:03d}_add_courses_duration_index"
     assert plain["max_stall_ms"] >= 700 and not plain["ok"]
     assert "SHARE on courses" in plain["locks"]
     assert concurrent["max_stall_ms"] < 400 and concurrent["ok"] and concurrent["writes"] > 20
@@ -67,7 +71,7 @@ def test_a_plain_index_build_stalls_writers_and_a_concurrent_one_does_not(cli, c
     assert scratch_databases() == before
     with connect(own) as conn:  # the service's own database: still at 005, nothing of the rehearsal
         state = read_state(conn, load_tree(course))
-        assert [m.version for m in state.pending] == [6, 7, 8, 9]
+        assert [m.version for m in state.pending] == [SHIPPED + i for i in range(1, 5)]
         assert conn.execute("SELECT to_regclass('idx_courses_duration')").fetchone()[0] is None
 
 

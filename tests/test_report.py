@@ -12,7 +12,9 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import connect
+from conftest import SCHEMAS, connect
+
+KEY_QUERIES = len(list(SCHEMAS.glob("*/queries/*.sql")))  # counted, so a new key query needs no edit here
 
 
 @pytest.fixture
@@ -49,14 +51,14 @@ def test_report_is_one_self_contained_escaped_page(cli, project, seeded, tmp_pat
     out = tmp_path / "report.html"
     result = report(cli, project, env, "--output", out)
     assert result.exit_code == 0, (result.stdout, result.stderr)
-    assert f"wrote {out}: 3 service(s), 13 plan(s)" in " ".join(result.stdout.split())
+    assert f"wrote {out}: 3 service(s), {KEY_QUERIES + 1} plan(s)" in " ".join(result.stdout.split())
     page = out.read_text(encoding="utf-8")
     assert oct(out.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
     # Offline: nothing fetched, everything inline.
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|url\(|@import""", page, re.I)
     assert page.count("<script>") == 1 and page.count("</script>") == 1
     assert "&lt;script&gt;" in page and "&lt;/script&gt;&lt;b&gt;name&lt;/b&gt;" in page
-    assert page.count('<svg class="plan"') == 13
+    assert page.count('<svg class="plan"') == KEY_QUERIES + 1
     for section in ("Migrations", "Key queries", "Index audit", "Lint", "003_guard_course_capacity",
                     "idx_courses_live_created_at_id", "DROP INDEX CONCURRENTLY", "missing-timestamps"):
         assert section in page, section
@@ -146,8 +148,8 @@ def test_the_report_renders_in_headless_chromium(cli, project, seeded, tmp_path)
     dom = headless(browser, out, "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
     # The page's script ran (it counts the pictures) and every key query has its picture.
-    assert 'data-plans="12"' in dom.stdout
-    assert dom.stdout.count('<svg class="plan"') == 12 and dom.stdout.count('class="node') > 12
+    assert f'data-plans="{KEY_QUERIES}"' in dom.stdout
+    assert dom.stdout.count('<svg class="plan"') == KEY_QUERIES and dom.stdout.count('class="node') > KEY_QUERIES
     # No console message at all: no script error, no blocked request.
     assert "CONSOLE" not in dom.stderr, [t for t in dom.stderr.splitlines() if "CONSOLE" in t]
     shot = tmp_path / "report.png"

@@ -178,10 +178,11 @@ def test_the_owner_role_alone_migrates_and_rolls_back_and_its_new_tables_reach_t
     assert "nothing to change" in again.stdout, again.stdout
 
     folder = fleet.schemas / "course"
-    (folder / "006_create_course_notes_table.sql").write_text(
+    n = len(list(folder.glob("0*.down.sql"))) + 1
+    (folder / f"{n:03d}_create_course_notes_table.sql").write_text(
         "CREATE TABLE course_notes (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), body TEXT NOT NULL,"
         " created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP);\n")
-    (folder / "006_create_course_notes_table.down.sql").write_text("DROP TABLE course_notes;\n")
+    (folder / f"{n:03d}_create_course_notes_table.down.sql").write_text("DROP TABLE course_notes;\n")
     as_owner = {"COURSE_DATABASE_URL": fleet.as_role("course", course.owner, password=OWNER_PASSWORD)}
     result = fleet.run("migrate", "course", env=as_owner)
     assert result.exit_code == 0, result.stderr

@@ -4,9 +4,11 @@ and piped output is plain text without box characters."""
 from __future__ import annotations
 
 import pytest
-from conftest import connect
+from conftest import SCHEMAS, connect
 
 BOX = set("─│┌┐└┘├┤┬┴┼╭╮╯╰━┃┏┓┗┛╇╈═║╔╗╚╝")
+
+KEY_QUERIES = len(list(SCHEMAS.glob("*/queries/*.sql")))  # counted, so a new key query needs no edit here
 
 
 @pytest.fixture
@@ -43,7 +45,7 @@ def test_explain_fits_80_columns_and_shows_more_at_120(cli, project, seeded):
         assert all(len(text) <= limit for text in stdout.splitlines()), stdout
         table = rows_of(stdout, "query ")
         # One line per query (12 shipped) plus one header per service: no cell wrapped onto a second line.
-        assert len(table) == 12 + 3, table
+        assert len(table) == KEY_QUERIES + 3, table
     assert "Index Scan Backward idx_courses_live_created_at_id" in wide
     assert "Index Scan Backward idx_courses_live_created_at_id" not in narrow and "…" in narrow
     assert "Seq Scan chat_sessions" in narrow or "Index Scan idx_chat_sessions_user_id" in narrow

@@ -1,11 +1,12 @@
 -- Course search with a rare term (a course's catalogue code, MC<n> in the synthetic descriptions:
--- one course): the same statement as course_search_common.
+-- one course; on the development rows, which have no codes, one course's name): the same
+-- statement as course_search_common.
 -- 1. newest: the 500 newest live courses in date order (idx_courses_live_created_at_id), filtered
 --    until 20 match. A common term fills the page there: its 20 newest matches are among them.
 -- 2. matches: otherwise the term is rare, and idx_courses_search (006) finds all its matches, to
 --    sort; this part runs only then. The planner would guess a rare or absent term at 0.5% of the
 --    rows and walk the whole table in date order, so the query does not leave it that choice.
--- param term: SELECT substring(description from 'MC[0-9]+') FROM courses WHERE deleted_at IS NULL AND description ~ 'MC[0-9]+' ORDER BY id LIMIT 1
+-- param term: SELECT coalesce((SELECT substring(description from 'MC[0-9]+') FROM courses WHERE deleted_at IS NULL AND description ~ 'MC[0-9]+' ORDER BY id LIMIT 1), (SELECT name FROM courses WHERE deleted_at IS NULL ORDER BY id LIMIT 1))
 -- budget: max_ms=50 no_seq_scan
 WITH newest AS (
     SELECT id, name, price, instructor_name, category, level, created_at
