@@ -16,7 +16,7 @@ from typing import Any, Callable
 import psycopg
 
 from .. import server
-from ..config import Settings, select_services
+from ..config import Settings
 from ..errors import BadInput, MigrationTreeError, Refused
 from ..inspect.explain import (
     DEFAULT_TIMEOUT,
@@ -24,7 +24,11 @@ from ..inspect.explain import (
     open_database,
     require_statistics,
 )
-from ..inspect.queries import QUERIES_DIR, KeyQuery, load_queries, parse_statement
+from ..inspect.queries import (
+    KeyQuery,
+    parse_statement,
+    select_queries,
+)
 from ..migrate.state import TRACKING_TABLES
 from ..migrate.tree import validate
 from .candidates import Candidate, derive
@@ -93,19 +97,7 @@ def advise(settings: Settings, services: list[str] | None = None, names: list[st
            min_gain: float = DEFAULT_MIN_GAIN, scratch_dsn: str | None = None, write: bool = False,
            timeout: float = DEFAULT_TIMEOUT) -> list[ServiceAdvice]:
     check_min_gain(min_gain)
-    chosen = select_services(settings, services)
-    queries = {s: load_queries(settings, s) for s in chosen}
-    if names:
-        known = {q.name for qs in queries.values() for q in qs}
-        for name in names:
-            if name not in known:
-                raise BadInput(f"--query {name}: no key query of that name in {settings.schemas_dir}/<service>/"
-                               f"{QUERIES_DIR}/ (queries: {', '.join(sorted(known)) or 'none'}); check the name")
-        queries = {s: [q for q in qs if q.name in names] for s, qs in queries.items()}
-    queries = {s: qs for s, qs in queries.items() if qs}
-    if not queries:
-        raise BadInput(f"{settings.schemas_dir}: no key queries in <service>/{QUERIES_DIR}/*.sql;"
-                       " add one SELECT a file")
+    queries = select_queries(settings, services, names)
     if write:
         for service in queries:
             check_tree(settings, service)

@@ -26,11 +26,11 @@ from typing import Any
 import psycopg
 
 from .. import server
-from ..config import Settings, select_services
+from ..config import Settings
 from ..databases import require_database
 from ..errors import BadInput, Refused
 from .plans import PlanNode, plan_nodes, plan_warnings, scan_summary
-from .queries import QUERIES_DIR, KeyQuery, load_queries
+from .queries import KeyQuery, select_queries
 
 DEFAULT_TIMEOUT = 30.0  # seconds a key query may run before it is cancelled
 
@@ -120,21 +120,8 @@ def explain(
         raise BadInput(f"--timeout {timeout:g}: give a positive number of seconds, e.g. --timeout 30")
     if large_rows < 0:
         raise BadInput(f"--large-rows {large_rows}: give a row count, e.g. --large-rows 10000")
-    chosen = select_services(settings, services)
     # Every file of every service is checked before the first connection: bad input runs nothing.
-    queries = {s: load_queries(settings, s) for s in chosen}
-    if names:
-        known = {q.name for qs in queries.values() for q in qs}
-        for name in names:
-            if name not in known:
-                listing = ", ".join(sorted(known)) or "none"
-                raise BadInput(f"--query {name}: no key query of that name in {settings.schemas_dir}/<service>/"
-                               f"{QUERIES_DIR}/ (queries: {listing}); check the name")
-        queries = {s: [q for q in qs if q.name in names] for s, qs in queries.items()}
-    queries = {s: qs for s, qs in queries.items() if qs}
-    if not queries:
-        raise BadInput(f"{settings.schemas_dir}: no key queries in <service>/{QUERIES_DIR}/*.sql;"
-                       " add one SELECT a file")
+    queries = select_queries(settings, services, names)
     # Every database is checked and every parameter bound before the first EXPLAIN runs.
     conns: list[psycopg.Connection] = []
     prepared = []

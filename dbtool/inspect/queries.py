@@ -11,7 +11,7 @@ from pglast import ast, parse_sql
 from pglast.parser import ParseError, scan
 from pglast.visitors import Visitor
 
-from ..config import Settings, read_utf8
+from ..config import Settings, read_utf8, select_services
 from ..errors import BadInput
 
 QUERIES_DIR = "queries"
@@ -268,3 +268,23 @@ def parse_statement(query: KeyQuery) -> ast.SelectStmt:
     """The query's SELECT as PostgreSQL's parser reads it, each :name standing as $1 (for the advisor)."""
     uses = _uses(query.path, query.text, list(scan(query.text)))
     return parse_sql(_validation_text(query.text, uses))[0].stmt
+
+
+def select_queries(settings: Settings, services: list[str] | None,
+                   names: list[str] | None = None) -> dict[str, list[KeyQuery]]:
+    """The key queries of the selected services (only those named, if any), each file checked before
+    any connection; an unknown name or no query at all is bad input."""
+    queries = {s: load_queries(settings, s) for s in select_services(settings, services)}
+    if names:
+        known = {q.name for qs in queries.values() for q in qs}
+        for name in names:
+            if name not in known:
+                listing = ", ".join(sorted(known)) or "none"
+                raise BadInput(f"--query {name}: no key query of that name in {settings.schemas_dir}/<service>/"
+                               f"{QUERIES_DIR}/ (queries: {listing}); check the name")
+        queries = {s: [q for q in qs if q.name in names] for s, qs in queries.items()}
+    queries = {s: qs for s, qs in queries.items() if qs}
+    if not queries:
+        raise BadInput(f"{settings.schemas_dir}: no key queries in <service>/{QUERIES_DIR}/*.sql;"
+                       " add one SELECT a file")
+    return queries

@@ -27,17 +27,24 @@ from .tree import Migration, validate
 from .triggers import TriggerSync, sync_connection, trigger_policy
 
 
+def _trees_to(settings: Settings, services: list[str] | None, to: int | None) -> dict[str, list[Migration]]:
+    """The valid trees of the selected services, with --to (one service's version) checked before any
+    connection."""
+    trees = validate(settings, services)
+    if to is not None and len(trees) > 1:
+        raise BadInput("--to names one service's version; name one SERVICE with --to")
+    for tree in trees.values():
+        check_version(tree, to, "--to")
+    return trees
+
+
 def migrate(
     settings: Settings, services: list[str] | None = None, to: int | None = None,
     dry_run: bool = False, events: Events | None = None,
 ) -> list[ServiceResult]:
     """Apply each service's pending migrations; the services' databases are migrated concurrently."""
     events = events or Events()
-    trees = validate(settings, services)
-    if to is not None and len(trees) > 1:
-        raise BadInput("--to names one service's version; name one SERVICE with --to")
-    for tree in trees.values():
-        check_version(tree, to, "--to")  # before any connection
+    trees = _trees_to(settings, services, to)
 
     def work(service: str, tree: list[Migration], target: Target, conninfo: str, result: ServiceResult,
              relay: Events) -> None:
@@ -69,18 +76,13 @@ def rollback(
         raise BadInput("--steps, --to and --all choose what to roll back; give only one of them")
     if steps is not None and steps < 1:
         raise BadInput(f"--steps {steps}: give a positive number of migrations to roll back")
-    trees = validate(settings, services)
-    if to is not None and len(trees) > 1:
-        raise BadInput("--to names one service's version; name one SERVICE with --to")
-    for tree in trees.values():
-        check_version(tree, to, "--to")  # before any connection
+    trees = _trees_to(settings, services, to)
 
     def work(service: str, tree: list[Migration], target: Target, conninfo: str, result: ServiceResult,
              relay: Events) -> None:
         if dry_run:
             state = peek_state(conninfo, tree, settings)
             refuse_drift(state)
-            check_version(tree, to, "--to")
             result.sql = [(m, m.statements("down")) for m in plan_down(state, steps, to, everything)]
             return
         from .runner import rollback_connection
