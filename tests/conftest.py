@@ -197,5 +197,25 @@ def assert_no_crash(result) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
 
 
+def assert_one_line(result, code: int, *needles: str) -> None:
+    """Bad input as the user sees it: the exit code, one line on stderr holding every needle, no crash."""
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    assert_no_crash(result)
+    assert isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture
+def seeded(cli, project, migrated):
+    """Every service migrated and loaded with `seed --scale 1`: ({service: conninfo}, environment)."""
+    dbs, env = migrated
+    result = cli("seed", "--scale", "1", "--schemas-dir", project / "schemas", env=env)
+    assert result.exit_code == 0, result.stderr
+    return dbs, env
+
+
 def connect(conninfo: str) -> psycopg.Connection:
     return psycopg.connect(conninfo, autocommit=True)

@@ -8,7 +8,13 @@ import uuid
 
 import psycopg
 import pytest
-from conftest import PASSWORD, PASSWORD_ROLE, SCHEMAS, assert_no_crash, connect
+from conftest import (
+    PASSWORD,
+    PASSWORD_ROLE,
+    SCHEMAS,
+    assert_one_line,
+    connect,
+)
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dbtool.advise.candidates import derive
@@ -182,16 +188,6 @@ def assert_no_scratch_left(server) -> None:
 
 
 # ---------------------------------------------------------------- bad input
-
-
-def assert_one_line(result, code: int, *needles: str) -> None:
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert_no_crash(result)
-    assert isinstance(result.exception, SystemExit)
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("gain", ["-1", "100.5"])

@@ -4,30 +4,13 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from conftest import connect
+from conftest import assert_one_line, connect
 
 from dbtool.inspect.baseline import changes
 
 
-@pytest.fixture
-def seeded(cli, project, migrated):
-    dbs, env = migrated
-    assert cli("seed", "--scale", "1", "--schemas-dir", project / "schemas", env=env).exit_code == 0
-    return dbs, env
-
-
 def explain(cli, project, env, *args):
     return cli("explain", *args, "--schemas-dir", project / "schemas", env=env)
-
-
-def one_line(result, code: int, *needles: str) -> None:
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    assert isinstance(result.exception, SystemExit)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_the_baseline_catches_a_dropped_index(cli, project, seeded, tmp_path):
@@ -79,17 +62,17 @@ def test_a_new_sort_and_a_slower_query_are_regressions(cli, project, seeded, tmp
 
 def test_bad_baseline_input(cli, project, seeded, tmp_path):
     _, env = seeded
-    one_line(explain(cli, project, env, "--baseline", tmp_path / "none.json"), 2, "none.json: no such file",
+    assert_one_line(explain(cli, project, env, "--baseline", tmp_path / "none.json"), 2, "none.json: no such file",
              "--save-baseline")
     other = tmp_path / "other.json"
     other.write_text('{"queries": []}')
-    one_line(explain(cli, project, env, "--baseline", other), 2, "other.json: not a dbtool explain baseline")
+    assert_one_line(explain(cli, project, env, "--baseline", other), 2, "other.json: not a dbtool explain baseline")
     garbage = tmp_path / "garbage.json"
     garbage.write_text("not json at all")
-    one_line(explain(cli, project, env, "--baseline", garbage), 2, "garbage.json: not a dbtool explain baseline")
-    one_line(explain(cli, project, env, "--baseline", tmp_path), 2, "is a folder")
-    one_line(explain(cli, project, env, "--slower", "1"), 2, "--slower 1: give a factor above 1")
-    one_line(explain(cli, project, env, "--save-baseline", tmp_path / "no" / "b.json"), 2, "--save-baseline",
+    assert_one_line(explain(cli, project, env, "--baseline", garbage), 2, "garbage.json: not a dbtool explain baseline")
+    assert_one_line(explain(cli, project, env, "--baseline", tmp_path), 2, "is a folder")
+    assert_one_line(explain(cli, project, env, "--slower", "1"), 2, "--slower 1: give a factor above 1")
+    assert_one_line(explain(cli, project, env, "--save-baseline", tmp_path / "no" / "b.json"), 2, "--save-baseline",
              "does not exist")
-    one_line(explain(cli, project, env, "--save-baseline", tmp_path), 2, "--save-baseline", "is a folder")
+    assert_one_line(explain(cli, project, env, "--save-baseline", tmp_path), 2, "--save-baseline", "is a folder")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["garbage.json", "other.json", "schemas"]

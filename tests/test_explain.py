@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SCHEMAS, assert_no_crash, connect
+from conftest import SCHEMAS, assert_one_line, connect
 
 from dbtool.errors import BadInput
 from dbtool.inspect.plans import plan_nodes, plan_warnings
@@ -28,23 +28,6 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 def explain(cli, project, env, *args):
     return cli("explain", *args, "--schemas-dir", project / "schemas", env=env)
-
-
-def assert_one_line(result, code: int, *needles: str) -> None:
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert_no_crash(result)
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-
-
-@pytest.fixture
-def seeded(cli, project, migrated):
-    dbs, env = migrated
-    result = cli("seed", "--scale", "1", "--schemas-dir", project / "schemas", env=env)
-    assert result.exit_code == 0, result.stderr
-    return dbs, env
 
 
 # ---------------------------------------------------------------- query files, no database

@@ -12,29 +12,13 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import SCHEMAS, connect
+from conftest import SCHEMAS, assert_one_line, connect
 
 KEY_QUERIES = len(list(SCHEMAS.glob("*/queries/*.sql")))  # counted, so a new key query needs no edit here
 
 
-@pytest.fixture
-def seeded(cli, project, migrated):
-    dbs, env = migrated
-    assert cli("seed", "--scale", "1", "--schemas-dir", project / "schemas", env=env).exit_code == 0
-    return dbs, env
-
-
 def report(cli, project, env, *args):
     return cli("report", *args, "--schemas-dir", project / "schemas", env=env)
-
-
-def one_line(result, code: int, *needles: str) -> None:
-    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-    assert isinstance(result.exception, SystemExit)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def hostile(project: Path, dbs: dict[str, str]) -> None:
@@ -88,19 +72,19 @@ def test_report_with_drift_names_the_changed_object(cli, project, seeded, tmp_pa
 
 def test_bad_report_input_leaves_no_file(cli, project, seeded, tmp_path):
     _, env = seeded
-    one_line(report(cli, project, env, "--output", tmp_path), 2, "--output", "is a folder")
-    one_line(report(cli, project, env, "--output", tmp_path / "no" / "r.html"), 2, "does not exist")
-    one_line(report(cli, project, env, "--output", "/proc/r.html"), 2, "--output /proc/r.html: cannot write")
+    assert_one_line(report(cli, project, env, "--output", tmp_path), 2, "--output", "is a folder")
+    assert_one_line(report(cli, project, env, "--output", tmp_path / "no" / "r.html"), 2, "does not exist")
+    assert_one_line(report(cli, project, env, "--output", "/proc/r.html"), 2, "--output /proc/r.html: cannot write")
     empty = project / "schemas" / "identity" / "queries"
     shutil.rmtree(empty)
-    one_line(report(cli, project, env, "--output", tmp_path / "r.html"), 2, "identity has no key queries")
+    assert_one_line(report(cli, project, env, "--output", tmp_path / "r.html"), 2, "identity has no key queries")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["schemas"]
 
 
 def test_prod_database_without_statistics_writes_nothing(cli, project, migrated, tmp_path):
     _, env = migrated
     out = tmp_path / "r.html"
-    one_line(report(cli, project, env, "course", "--env", "prod", "--output", out), 4, "no statistics")
+    assert_one_line(report(cli, project, env, "course", "--env", "prod", "--output", out), 4, "no statistics")
     assert not out.exists() and not list(tmp_path.glob(".r.html*"))
 
 
