@@ -24,6 +24,8 @@ from dbtool.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "schemas"
+# Counted, so a new key query needs no edit in the tests that count plans or table rows.
+KEY_QUERIES = len(list(SCHEMAS.glob("*/queries/*.sql")))
 # A role whose password the server really checks, for the wrong-password cases.
 PASSWORD_ROLE, PASSWORD = "dbtool_pw_user", "s3cr3t-Pa55word"
 

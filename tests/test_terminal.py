@@ -3,19 +3,9 @@ and piped output is plain text without box characters."""
 
 from __future__ import annotations
 
-import pytest
-from conftest import SCHEMAS, connect
+from conftest import KEY_QUERIES, connect
 
 BOX = set("─│┌┐└┘├┤┬┴┼╭╮╯╰━┃┏┓┗┛╇╈═║╔╗╚╝")
-
-KEY_QUERIES = len(list(SCHEMAS.glob("*/queries/*.sql")))  # counted, so a new key query needs no edit here
-
-
-@pytest.fixture
-def seeded(cli, project, migrated):
-    dbs, env = migrated
-    assert cli("seed", "--scale", "1", "--schemas-dir", project / "schemas", env=env).exit_code == 0
-    return dbs, env
 
 
 def run(cli, project, env, columns: int, *args: str):
