@@ -35,10 +35,15 @@ def course(project):
     add(folder, "add_courses_duration_index",
         "CREATE INDEX idx_courses_duration ON courses (duration_minutes);\nSELECT pg_sleep(1.0);\n",
         "DROP INDEX idx_courses_duration;\n")
+    # Its build reads each row through a function that takes 2 ms, so the build itself holds its SHARE
+    # UPDATE EXCLUSIVE lock long enough for the 10 ms lock sampler to see it every time.
     add(folder, "add_courses_instructor_name_index",
-        "-- transactional: false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_courses_instructor_name ON courses (instructor_name);\n"
+        "-- transactional: false\nCREATE OR REPLACE FUNCTION slow_name(name text) RETURNS text IMMUTABLE"
+        " LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.002); RETURN name; END $$;\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_courses_instructor_name ON courses (slow_name(instructor_name));\n"
         "SELECT pg_sleep(1.0);\n",
-        "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_courses_instructor_name;\n")
+        "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_courses_instructor_name;\n"
+        "DROP FUNCTION IF EXISTS slow_name(text);\n")
     add(folder, "add_courses_token", "ALTER TABLE courses ADD COLUMN token uuid DEFAULT gen_random_uuid();\n",
         "ALTER TABLE courses DROP COLUMN token;\n")
     add(folder, "add_courses_notes", "ALTER TABLE courses ADD COLUMN notes text;\n",
