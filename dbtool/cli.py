@@ -79,9 +79,10 @@ SHARED = {
     "ddl_lock_timeout": _option("ddl_lock_timeout", Annotated[str, typer.Option(
         "--ddl-lock-timeout", help="How long each migration statement may wait for a table lock (300ms, 2s,"
                                    " 1min; 0 waits forever) before its migration is rolled back and retried;"
-                                   " not --lock-timeout, the wait for another dbtool run.")], "1s"),
+                                   " a session holding one for over a quarter of it is waited out without"
+                                   " queueing; not --lock-timeout, the wait for another dbtool run.")], "1s"),
     "ddl_retries": _option("ddl_retries", Annotated[int, typer.Option(
-        "--ddl-retries", help="How often a migration that timed out waiting for a lock is retried, after"
+        "--ddl-retries", help="How often a migration that could not get its locks is retried, after"
                               " a growing, jittered wait.")], 10),
     "statement_timeout": _option("statement_timeout", Annotated[str, typer.Option(
         "--statement-timeout", help="How long each migration statement may run (e.g. 30s, 10min, 1h; 0 is"

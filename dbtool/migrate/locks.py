@@ -248,20 +248,29 @@ def watching(conn: psycopg.Connection, on_retry: OnRetry | None, what: str) -> I
 
 
 def with_retries(attempt: Callable[[], None], policy: LockPolicy, watcher: Watcher, what: str,
-                 on_retry: OnRetry | None, left: str = "nothing of this migration was applied") -> None:
+                 on_retry: OnRetry | None, left: str = "nothing of this migration was applied",
+                 look: Callable[[], str | None] | None = None) -> None:
     """Run attempt(); on a lock timeout, wait and run it again, up to policy.retries more times.
 
     attempt() must leave nothing behind when it fails (a rolled-back transaction, one statement).
+    look(), before each attempt, names an old transaction the attempt would queue behind (queue.py):
+    then the attempt is not made at all, and the wait ends as soon as that transaction does.
     """
     for retry in range(1, policy.retries + 2):
         watcher.last = Wait()
-        try:
-            attempt()
-            return
-        except Exception as exc:
-            if not is_lock_timeout(exc):
-                raise
+        held = look() if look else None
+        if held is None:
+            try:
+                attempt()
+                return
+            except Exception as exc:
+                if not is_lock_timeout(exc):
+                    raise
             blocked = watcher.last.describe()
+            reason = f"lock timeout after {show(policy.lock_timeout)} waiting for {blocked}"
+        else:
+            blocked = held
+            reason = f"not queuing behind {held}, open longer than {show(policy.lock_timeout / 4)}"
         if retry > policy.retries:
             raise DatabaseUnavailable(
                 f"{what}: could not get its lock within {show(policy.lock_timeout)} in {retry} attempt(s):"
@@ -269,9 +278,19 @@ def with_retries(attempt: Callable[[], None], policy: LockPolicy, watcher: Watch
                 f" session, or raise {policy.where} or --ddl-retries")
         pause = policy.wait_before(retry)
         if on_retry:
-            on_retry(f"{what}: lock timeout after {show(policy.lock_timeout)} waiting for {blocked};"
-                     f" retry {retry}/{policy.retries} in {pause:.1f}s")
-        time.sleep(pause)
+            on_retry(f"{what}: {reason}; retry {retry}/{policy.retries} in {pause:.1f}s"
+                     + (" or once it ends" if held else ""))
+        _pause(pause, look if held else None)
+
+
+def _pause(seconds: float, look: Callable[[], str | None] | None) -> None:
+    """Sleep; while an old transaction is what stands in the way, look again every 100 ms (a catalog
+    read, which queues behind nobody) and go as soon as it has ended."""
+    until = time.monotonic() + seconds
+    while (left := until - time.monotonic()) > 0:
+        time.sleep(min(left, 0.1) if look else left)
+        if look and look() is None:
+            return
 
 
 def policy_of(settings: object) -> LockPolicy:

@@ -27,6 +27,7 @@ from .locks import (
     watching,
     with_retries,
 )
+from .queue import Look
 from .state import (
     check_version,
     invalid_indexes,
@@ -165,7 +166,7 @@ def _step_in_transaction(backend: Tracking, m: Migration, path: Path, statements
             bookkeeping(backend, m)
 
     try:
-        with_retries(attempt, policy, watch, m.id, on_retry)
+        with_retries(attempt, policy, watch, m.id, on_retry, look=Look(conn, "\n;\n".join(st.sql for st in statements), policy))
     except psycopg.Error as exc:  # after the statements: at COMMIT, or in the bookkeeping
         if failed:
             raise failed[0] from None
@@ -201,7 +202,7 @@ def _step_outside_transaction(backend: Tracking, m: Migration, direction: str,
 
             with_retries(attempt, policy, watch, m.id, on_retry,
                          "the statements before this one were committed (non-transactional migration);"
-                         " the migration was not recorded")
+                         " the migration was not recorded", look=Look(conn, st.sql, policy))
     finally:
         if not conn.closed:
             conn.execute("RESET lock_timeout")

@@ -1,0 +1,183 @@
+"""Looking before queueing: a migration does not ask for a lock that a long transaction holds.
+
+A lock request that waits holds up every later request on its table, because PostgreSQL queues
+them behind it; so even a wait bounded by lock_timeout stalls the table's writers for that long.
+Before each attempt dbtool reads pg_locks: when a session whose transaction has been open longer
+than a quarter of the lock timeout holds a lock on a table the migration needs, in a mode that
+conflicts with the mode the migration will ask for, the attempt is not made. Nothing queues and no
+writer stalls; the migration waits for that session as it would after a lock timeout. A young
+transaction is likely to end within the wait, so the attempt is made and lock_timeout bounds it.
+
+Which tables and modes a migration needs is read from its statements with PostgreSQL's parser
+(pglast), only when an old transaction holds some lock in the database at all.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterator
+
+from .locks import Blocker, LockPolicy, _redacted_query
+
+if TYPE_CHECKING:
+    import psycopg
+
+# pg_locks' modes, weakest first, and which held modes each requested mode waits for
+# (the table in PostgreSQL's documentation, "Conflicting Lock Modes").
+_MODES = ["AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock", "ShareLock",
+          "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"]
+_CONFLICTS = {
+    "AccessShareLock": {"AccessExclusiveLock"},
+    "RowShareLock": {"ExclusiveLock", "AccessExclusiveLock"},
+    "RowExclusiveLock": {"ShareLock", "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"},
+    "ShareUpdateExclusiveLock": {"ShareUpdateExclusiveLock", "ShareLock", "ShareRowExclusiveLock",
+                                 "ExclusiveLock", "AccessExclusiveLock"},
+    "ShareLock": {"RowExclusiveLock", "ShareUpdateExclusiveLock", "ShareRowExclusiveLock", "ExclusiveLock",
+                  "AccessExclusiveLock"},
+    "ShareRowExclusiveLock": set(_MODES[2:]),
+    "ExclusiveLock": set(_MODES[1:]),
+    "AccessExclusiveLock": set(_MODES),
+}
+
+# Granted relation locks of other sessions whose transaction is older than the threshold.
+_OLD_HOLDERS = """
+SELECT l.relation::oid, l.relation::regclass::text, l.mode, a.pid,
+       coalesce(nullif(a.application_name, ''), '?'), coalesce(a.state, '?'),
+       extract(epoch FROM now() - a.xact_start), left(split_part(a.query, E'\\n', 1), 60)
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND a.xact_start < now() - make_interval(secs => %s)
+ORDER BY a.xact_start
+"""
+# A name as the migration writes it, to the table it locks: an index stands for its table too,
+# since building, dropping or altering an index locks the table.
+_RESOLVE = """
+SELECT n.name, r.oid, i.indrelid FROM unnest(%s::text[]) AS n(name)
+CROSS JOIN LATERAL (SELECT to_regclass(n.name)::oid AS oid) r
+LEFT JOIN pg_index i ON i.indexrelid = r.oid
+WHERE r.oid IS NOT NULL
+"""
+
+
+def _stronger(a: str | None, b: str) -> str:
+    return b if a is None or _MODES.index(b) > _MODES.index(a) else a
+
+
+def _quoted(*parts: str | None) -> str:
+    return ".".join('"' + p.replace('"', '""') + '"' for p in parts if p)
+
+
+def needs(sql: str) -> dict[str, str]:
+    """The relations the statements lock, as quoted names, each with the strongest mode asked for.
+
+    What is not known to be weaker is taken as ACCESS EXCLUSIVE: waiting needlessly for a long
+    transaction is a slower migration, queueing behind one is an outage."""
+    from pglast import ast, enums, parse_sql
+
+    found: dict[str, str] = {}
+
+    def want(name: str, mode: str) -> None:
+        found[name] = _stronger(found.get(name), mode)
+
+    def rel(node: ast.RangeVar) -> str:
+        return _quoted(node.schemaname, node.relname)
+
+    weak_alters = {enums.AlterTableType.AT_ValidateConstraint: "ShareUpdateExclusiveLock",
+                   enums.AlterTableType.AT_SetStatistics: "ShareUpdateExclusiveLock"}
+    for raw in parse_sql(sql):
+        stmt = raw.stmt
+        target: str | None = None
+        if isinstance(stmt, ast.IndexStmt):
+            target = rel(stmt.relation)
+            want(target, "ShareUpdateExclusiveLock" if stmt.concurrent else "ShareLock")
+        elif isinstance(stmt, ast.CreateTrigStmt):
+            target = rel(stmt.relation)
+            want(target, "ShareRowExclusiveLock")
+        elif isinstance(stmt, (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt)):
+            target = rel(stmt.relation)
+            want(target, "RowExclusiveLock")
+        elif isinstance(stmt, ast.AlterTableStmt):
+            target = rel(stmt.relation)
+            for cmd in stmt.cmds or ():
+                mode = weak_alters.get(cmd.subtype, "AccessExclusiveLock")
+                if isinstance(cmd.def_, ast.Constraint) and cmd.def_.contype == enums.ConstrType.CONSTR_FOREIGN:
+                    mode = "ShareRowExclusiveLock"  # and the same on the referenced table, below
+                want(target, mode)
+        elif isinstance(stmt, ast.DropStmt) and stmt.removeType in (
+                enums.ObjectType.OBJECT_TABLE, enums.ObjectType.OBJECT_INDEX, enums.ObjectType.OBJECT_VIEW,
+                enums.ObjectType.OBJECT_MATVIEW, enums.ObjectType.OBJECT_SEQUENCE):
+            mode = "ShareUpdateExclusiveLock" if stmt.concurrent else "AccessExclusiveLock"
+            for obj in stmt.objects or ():
+                want(_quoted(*(s.sval for s in obj)), mode)
+        elif isinstance(stmt, ast.ViewStmt):
+            target = rel(stmt.view)  # OR REPLACE of an existing view
+            want(target, "AccessExclusiveLock")
+        elif isinstance(stmt, ast.CreateStmt):
+            for parent in stmt.inhRelations or ():  # INHERITS, PARTITION OF: the parent changes too
+                want(rel(parent), "AccessExclusiveLock")
+        elif getattr(stmt, "relation", None) is not None and isinstance(stmt.relation, ast.RangeVar):
+            target = rel(stmt.relation)  # RENAME, TRUNCATE's kin, CLUSTER, ...: assume the worst
+            want(target, "AccessExclusiveLock")
+        for node in _walk(stmt):
+            if isinstance(node, ast.Constraint) and node.pktable is not None:
+                want(rel(node.pktable), "ShareRowExclusiveLock")  # a foreign key locks what it references
+            elif isinstance(node, ast.RangeVar) and rel(node) != target:
+                want(rel(node), "AccessShareLock")  # read: a view's tables, INSERT ... SELECT's source
+        if isinstance(stmt, ast.TruncateStmt):
+            for node in stmt.relations or ():
+                want(rel(node), "AccessExclusiveLock")
+    return found
+
+
+def _walk(node: object) -> Iterator[object]:
+    from pglast import ast
+
+    if isinstance(node, (tuple, list)):
+        for item in node:
+            yield from _walk(item)
+    elif isinstance(node, ast.Node):
+        yield node
+        for attr in node.__slots__:
+            yield from _walk(getattr(node, attr, None))
+
+
+class Look:
+    """Called before each attempt: a description of the old transaction the migration would queue
+    behind ("users held by pid 4242 (...)"), or None when it is safe to ask for the locks."""
+
+    def __init__(self, conn: psycopg.Connection, sql: str, policy: LockPolicy):
+        self.conn, self.sql, self.policy = conn, sql, policy
+        self._needs: dict[str, str] | None = None
+
+    @property
+    def threshold(self) -> float:
+        return self.policy.lock_timeout / 4
+
+    def __call__(self) -> str | None:
+        import psycopg
+
+        if self.policy.lock_timeout <= 0:
+            return None  # told to wait as long as it takes: queueing is what was asked for
+        holders = self.conn.execute(_OLD_HOLDERS, (self.threshold,)).fetchall()
+        if not holders:
+            return None  # the common case: one catalog read, no parse
+        if self._needs is None:
+            try:
+                self._needs = needs(self.sql)
+            except Exception:  # pglast cannot read it (validate would have said): fall back to lock_timeout
+                self._needs = {}
+        if not self._needs:
+            return None
+        try:
+            resolved = self.conn.execute(_RESOLVE, (list(self._needs),)).fetchall()
+        except psycopg.Error:
+            return None
+        wanted: dict[int, str] = {}
+        for name, oid, table in resolved:
+            for target in {oid, table} - {None}:
+                wanted[target] = _stronger(wanted.get(target), self._needs[name])
+        for oid, relname, mode, pid, app, state, age, query in holders:
+            if oid in wanted and mode in _CONFLICTS[wanted[oid]]:
+                holder = Blocker(pid, app, state, float(age), _redacted_query(query or "", [self.conn.info.password or ""]))
+                return f"{relname} held by {holder.describe()}"
+        return None
