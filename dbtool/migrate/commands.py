@@ -18,11 +18,10 @@ from .. import server
 from ..config import Settings, Target, resolve_target, select_services
 from ..databases import locate, peek_state, require_database
 from ..errors import BadInput
-from ..roles.commands import as_owner
+from ..roles.owner import as_owner
 from ..signals import Interrupted
-from .locks import policy_of
 from .results import Events, InOrder, ServiceResult
-from .state import check_version, plan_down, plan_up, read_state, refuse_drift
+from .state import check_version, pending_up, plan_down, plan_up, read_state, refuse_drift
 from .tree import Migration, validate
 from .triggers import TriggerSync, sync_connection, trigger_policy
 
@@ -53,12 +52,15 @@ def migrate(
             refuse_drift(state)
             result.sql = [(m, m.statements("up")) for m in plan_up(state, to)]
             return
-        from .runner import migrate_connection
-
         with server.connect(conninfo, wait=settings.wait, create=target.may_create) as conn, \
                 as_owner(conn, settings, target):
-            result.done = migrate_connection(conn, tree, to, settings.lock_timeout, report=result.reporter(relay),
-                                             policy=policy_of(settings), on_retry=functools.partial(relay.retry, service))
+            if pending_up(conn, tree, to):
+                from .locks import policy_of
+                from .runner import migrate_connection
+
+                result.done = migrate_connection(conn, tree, to, settings.lock_timeout, report=result.reporter(relay),
+                                                 policy=policy_of(settings),
+                                                 on_retry=functools.partial(relay.retry, service))
             result.triggers = _sync_triggers(conn, settings, service, relay)
 
     return _each_service(settings, trees, events, work)
@@ -85,6 +87,7 @@ def rollback(
             refuse_drift(state)
             result.sql = [(m, m.statements("down")) for m in plan_down(state, steps, to, everything)]
             return
+        from .locks import policy_of
         from .runner import rollback_connection
 
         with server.connect(conninfo, wait=settings.wait) as conn, as_owner(conn, settings, target):

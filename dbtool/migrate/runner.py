@@ -31,6 +31,7 @@ from .queue import Look
 from .state import (
     check_version,
     invalid_indexes,
+    pending_up,
     plan_down,
     plan_up,
     read_state,
@@ -233,14 +234,7 @@ def migrate_connection(
     `policy` bounds each migration's lock waits (locks.py); `on_retry` hears each retry line.
     """
     check_version(migrations, to, "--to")
-    # Most runs find nothing to do: one read, no lock, no yoyo. What is applied is committed, so a
-    # concurrent run cannot make this answer wrong; anything pending takes the locked path below.
-    try:
-        state = read_state(conn, migrations)
-    except psycopg.errors.InsufficientPrivilege as exc:
-        raise DatabaseUnavailable(explain(exc.diag.message_primary or str(exc), "SELECT", conn.info.user)) from None
-    refuse_drift(state)
-    if not plan_up(state, to):
+    if not pending_up(conn, migrations, to):
         return []
     from .tracking import advisory_lock, tracking
 

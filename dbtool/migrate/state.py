@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 
-from ..errors import BadInput, Refused
+from ..errors import BadInput, DatabaseUnavailable, Refused
 from .tree import Migration
 
 CHECKSUM_TABLE = "_dbtool_checksum"
@@ -128,6 +128,20 @@ def plan_up(state: State, to: int | None) -> list[Migration]:
             f" renumber it after {newest:03d}"
         )
     return pending
+
+
+def pending_up(conn: psycopg.Connection, migrations: list[Migration], to: int | None) -> list[Migration]:
+    """What migrate would apply, from one read without the lock. Most runs find nothing to do and stop
+    here, with no lock taken and neither yoyo nor the runner loaded. What is applied is committed, so a
+    concurrent run cannot make an empty answer wrong; anything pending takes the locked path."""
+    try:
+        state = read_state(conn, migrations)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        from ..roles.denied import explain
+
+        raise DatabaseUnavailable(explain(exc.diag.message_primary or str(exc), "SELECT", conn.info.user)) from None
+    refuse_drift(state)
+    return plan_up(state, to)
 
 
 def plan_down(state: State, steps: int | None, to: int | None, everything: bool) -> list[Migration]:

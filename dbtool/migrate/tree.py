@@ -58,11 +58,9 @@ class Migration:
 
     @property
     def hash(self) -> str:
-        from yoyo.migrations import (
-            get_migration_hash,  # yoyo loads only where its ids are needed
-        )
-
-        return get_migration_hash(self.id)
+        """The key of yoyo's tracking rows: the sha256 of the id (yoyo's get_migration_hash; a test
+        holds the two equal, so that reading state need not load yoyo)."""
+        return hashlib.sha256(self.id.encode("utf-8")).hexdigest()
 
     @property
     def up_checksum(self) -> str:
@@ -97,12 +95,11 @@ def split_sql(text: str) -> tuple[bool, list[Statement]]:
     checksummed, so what runs is exactly what was recorded.
     """
     import sqlparse
-    from yoyo.migrations import parse_metadata_from_sql_comments
 
     parts = sqlparse.split(text)
     directives: dict[str, str] = {}
     if parts:
-        directives, _, parts[0] = parse_metadata_from_sql_comments(parts[0])
+        directives, parts[0] = _leading_directives(parts[0])
     statements, pos = [], 0
     for part in (p for p in parts if p.strip()):
         found = text.find(part.strip(), pos)
@@ -111,6 +108,27 @@ def split_sql(text: str) -> tuple[bool, list[Statement]]:
         pos = start + len(part.strip())
     transactional = directives.get("transactional", "true").strip().lower() != "false"
     return transactional, statements
+
+
+_YOYO_DIRECTIVE = re.compile(r"^\s*--\s*(transactional|depends)\s*:\s*(.*)$")
+_COMMENT_OR_EMPTY = re.compile(r"^(\s*|\s*--.*)$")
+
+
+def _leading_directives(part: str) -> tuple[dict[str, str], str]:
+    """yoyo's reading of a file's head (parse_metadata_from_sql_comments, held equal by a test):
+    `-- transactional:` and `-- depends:` lines among the leading comments, and the SQL after them.
+    Written out here so that splitting a file does not load yoyo."""
+    ending = re.search(r"\n|\r\n|\r", part + "\n").group(0)  # type: ignore[union-attr]
+    lines = part.split(ending)
+    directives: dict[str, str] = {}
+    for n, text in enumerate(lines):
+        match = _YOYO_DIRECTIVE.match(text)
+        if match:
+            key, value = match.groups()
+            directives[key] = f"{directives[key]} {value}" if key in directives else value
+        elif not _COMMENT_OR_EMPTY.match(text):
+            return directives, ending.join(lines[n:])
+    return directives, ""
 
 
 def _has_sql(text: str) -> bool:
@@ -233,10 +251,74 @@ def transaction_control(statement: str) -> str | None:
     return match.lastgroup if match else None
 
 
+# What may hide a `;` or a keyword: comments, quoted strings and names, dollar-quoted bodies.
+_LEXEME = re.compile(r"--[^\n]*|/\*|'|\"|(?<![\w$])\$(?:[^\W\d]\w*)?\$|;")
+
+
+def _code_only(text: str) -> str:
+    """The text with every comment, string, quoted name and dollar-quoted body blanked out, so
+    that what is left shows each `;` that ends a statement and each statement's first word."""
+    kept, pos = [], 0
+    while match := _LEXEME.search(text, pos):
+        token, start = match[0], match.start()
+        kept.append(text[pos:start])
+        if token == ";":
+            kept.append(";")
+            pos = match.end()
+            continue
+        if token.startswith("--"):
+            end = match.end()
+        elif token == "/*":
+            end = _comment_end(text, match.end())
+        elif token in "'\"":
+            end = _quote_end(text, match.end(), token, token == "'" and text[start - 1:start] in ("e", "E"))
+        else:
+            close = text.find(token, match.end())
+            end = len(text) if close < 0 else close + len(token)
+        kept.append(" ")
+        pos = end
+    kept.append(text[pos:])
+    return "".join(kept)
+
+
+def _comment_end(text: str, pos: int) -> int:
+    depth = 1  # PostgreSQL's block comments nest
+    while depth and pos < len(text):
+        if text.startswith("/*", pos):
+            depth, pos = depth + 1, pos + 2
+        elif text.startswith("*/", pos):
+            depth, pos = depth - 1, pos + 2
+        else:
+            pos += 1
+    return pos
+
+
+def _quote_end(text: str, pos: int, quote: str, escapes: bool) -> int:
+    while pos < len(text):
+        c = text[pos]
+        if escapes and c == "\\":
+            pos += 2
+        elif c == quote:
+            if text.startswith(quote, pos + 1):
+                pos += 2  # a doubled quote stands for itself
+            else:
+                return pos + 1
+        else:
+            pos += 1
+    return pos
+
+
+def may_control_transaction(text: str) -> bool:
+    """Whether any statement of the text could begin with BEGIN, COMMIT, ROLLBACK, ...: a scan much
+    cheaper than splitting the file with sqlparse, which then runs only for files where this is so
+    (most files, including PL/pgSQL bodies full of BEGIN and END, are not)."""
+    return any(transaction_control(piece) for piece in _code_only(text).split(";"))
+
+
 def transaction_control_problems(m: Migration) -> list[str]:
     problems = []
     for direction in ("up", "down"):
-        if not m.transactional(direction):
+        if not may_control_transaction(m.text(direction)) or not m.transactional(direction):
             continue
         for st in m.statements(direction):
             if transaction_control(st.sql):

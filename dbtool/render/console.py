@@ -1,38 +1,77 @@
 """The two streams (stdout, stderr), one-line errors, JSON output, and tables that fit the terminal.
 
 Piped output (not a terminal) is plain text: no colour and no box characters, so it greps and diffs.
-Every table goes through `fit_table`, the one place that decides column widths.
+Every table goes through `fit_table`, the one place that decides column widths. rich loads only when
+something needs it (a terminal, a table): a piped `migrate` prints its lines without it.
 """
 
 from __future__ import annotations
 
 import json as jsonlib
 import os
+import sys
 import tempfile
 import textwrap
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence, Union
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
-out = Console(highlight=False, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
 
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+_consoles: dict[bool, object] = {}
+
+
+def _console(stderr: bool = False):
+    """The rich Console of stdout or stderr, made on first use (importing rich costs ~30 ms)."""
+    if stderr not in _consoles:
+        from rich.console import Console
+
+        _consoles[stderr] = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    return _consoles[stderr]
+
+
+def __getattr__(name: str):
+    # `from .console import out` gives the real Console, made only by the modules that use it.
+    if name in ("out", "err"):
+        return _console(name == "err")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 ELLIPSIS = "…"
+Piece = Union[str, "tuple[str, str]"]  # text, or (text, rich style)
+
+
+def _plain(stream) -> bool:
+    # rich's own rule for a terminal, minus the cases (Jupyter, FORCE_COLOR, TTY_COMPATIBLE) where it
+    # styles anyway; those take the rich path below.
+    if os.environ.get("FORCE_COLOR") or os.environ.get("TTY_COMPATIBLE") or os.environ.get("TTY_INTERACTIVE"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return not (isatty and isatty())
+
+
+def say(*pieces: Piece) -> None:
+    """One line of stdout from pieces, each plain text or (text, style); styled only on a terminal.
+    Pieces are never markup: a bracket in a name prints as itself."""
+    if _plain(sys.stdout):
+        print("".join(p if isinstance(p, str) else p[0] for p in pieces), flush=True)
+        return
+    from rich.text import Text
+
+    _console().print(Text.assemble(*pieces))
 
 
 def error(message: str) -> None:
-    err.print(f"error: {message}", markup=False)
+    if _plain(sys.stderr):
+        print(f"error: {message}", file=sys.stderr, flush=True)
+    else:
+        _console(True).print(f"error: {message}", markup=False)
 
 
 def line(text: str) -> None:
-    out.print(text, markup=False)
+    say(text)
 
 
 def width() -> int:
@@ -40,7 +79,7 @@ def width() -> int:
     columns = os.environ.get("COLUMNS", "")
     if columns.isdigit() and int(columns) > 0:
         return int(columns)
-    return out.size.width if out.is_terminal else 80
+    return _console().size.width if _console().is_terminal else 80
 
 
 def wrapped(text: str, indent: str = "  ", hanging: str = "    ") -> None:
@@ -69,7 +108,7 @@ def fit_table(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str | 
     floor, then the next one's. A table that fits is never cut, so a wider terminal shows more.
     """
     limit = width()
-    plain = not out.is_terminal
+    plain = not _console().is_terminal
     widths = [max([len(h)] + [len(_text(r[i])) for r in rows]) for i, (h, _) in enumerate(columns)]
     overhead = _overhead(len(columns), plain)
     index = {h: i for i, (h, _) in enumerate(columns)}
@@ -87,10 +126,13 @@ def fit_table(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[str | 
                          min_width=size, max_width=size)
     for row in rows:
         table.add_row(*[_cut(cell, size) for cell, size in zip(row, widths)])
-    out.print(table, width=limit)
+    _console().print(table, width=limit)
 
 
 def _table(plain: bool) -> Table:
+    from rich import box
+    from rich.table import Table
+
     # Piped: no box characters at all. A terminal: a rule under the header, no vertical borders,
     # so the columns keep their room.
     if plain:
@@ -104,6 +146,8 @@ def _overhead(count: int, plain: bool) -> int:
     for _ in range(count):
         probe.add_column("", min_width=1, max_width=1, no_wrap=True)
     probe.add_row(*["x"] * count)
+    from rich.console import Console
+
     console = Console(width=1000, force_terminal=False, color_system=None)
     with console.capture() as captured:
         console.print(probe)
@@ -111,10 +155,12 @@ def _overhead(count: int, plain: bool) -> int:
 
 
 def _text(cell: str | Text) -> str:
-    return cell.plain if isinstance(cell, Text) else cell
+    return cell if isinstance(cell, str) else cell.plain
 
 
 def _cut(cell: str | Text, size: int) -> Text:
+    from rich.text import Text
+
     # Every cell is Text: a bracket in a name is never rich markup.
     if isinstance(cell, Text):
         if len(cell.plain) <= size:

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.markup import escape
-from rich.text import Text
-
 from ..migrate.results import Events, ServiceResult
-from .console import emit_json, fit_table, line, out
+from .console import emit_json, fit_table, line, say
 
 if TYPE_CHECKING:
     from ..migrate.triggers import TriggerSync
@@ -21,13 +18,13 @@ def progress(verb: str, quiet: bool = False) -> Events:
         return Events()
 
     def target(service: str, where: str) -> None:
-        out.print(f"[bold]{service}[/bold]: {where}")
+        say((service, "bold"), f": {where}")
 
     def migration(service: str, m, seconds: float) -> None:
-        out.print(f"  [green]{verb}[/green] {m.id}  [dim]{seconds * 1000:.0f} ms[/dim]")
+        say("  ", (verb, "green"), f" {m.id}  ", (f"{seconds * 1000:.0f} ms", "dim"))
 
     def retry(service: str, text: str) -> None:
-        out.print(f"  [yellow]{escape(text)}[/yellow]")
+        say("  ", (text, "yellow"))
 
     return Events(target=target, migration=migration, triggers=trigger_changes, retry=retry)
 
@@ -35,7 +32,7 @@ def progress(verb: str, quiet: bool = False) -> Events:
 def trigger_changes(service: str, sync: TriggerSync) -> None:
     prefix = "would have " if sync.dry_run else ""
     for change in sync.changes:
-        out.print(f"  [cyan]{prefix}{change.describe()}[/cyan]")
+        say("  ", (f"{prefix}{change.describe()}", "cyan"))
 
 
 def summary_data(results: list[ServiceResult], dry_run: bool) -> list[dict]:
@@ -68,10 +65,10 @@ def summary(results: list[ServiceResult], verb: str, dry_run: bool, as_json: boo
         return
     for r in results:
         if not r.done:
-            out.print(f"  {r.service}: nothing to do, up to date" if verb == "applied"
-                      else f"  {r.service}: nothing to roll back")
+            line(f"  {r.service}: nothing to do, up to date" if verb == "applied"
+                 else f"  {r.service}: nothing to roll back")
     total = sum(len(r.done) for r in results)
-    out.print(f"{verb} {total} migration{'s' if total != 1 else ''} in {len(results)} service"
+    line(f"{verb} {total} migration{'s' if total != 1 else ''} in {len(results)} service"
               f"{'s' if len(results) != 1 else ''}")
     if any(r.where.endswith("(embedded server)") for r in results):
         line("the embedded server is left running for the next command; 'dbtool server stop' stops it")
@@ -108,6 +105,8 @@ def status(results: list[ServiceResult], as_json: bool) -> None:
     if as_json:
         emit_json(data)
         return
+    from rich.text import Text
+
     styles = {"applied": "green", "pending": "yellow", "edited": "red", "unknown": "magenta"}
     for service in data:
         rows = []
@@ -128,7 +127,7 @@ def status(results: list[ServiceResult], as_json: bool) -> None:
             notes.append(f"invalid index {index}: a concurrent build failed or was killed; 'dbtool migrate' builds"
                          f" it again if a pending migration names it, else DROP INDEX CONCURRENTLY {index}")
         for note in notes:
-            out.print(f"  {note}", markup=False)
+            line(f"  {note}")
 
 
 def trigger_progress(quiet: bool = False) -> Events:
@@ -140,7 +139,7 @@ def trigger_progress(quiet: bool = False) -> Events:
         trigger_changes(service, sync)
         tables = ", ".join(sync.tables) or "no table"
         if not sync.changes:
-            out.print(f"  up to date: updated_at kept current on {tables}", markup=False)
+            line(f"  up to date: updated_at kept current on {tables}")
 
     return Events(target=progress("").target, triggers=report)
 

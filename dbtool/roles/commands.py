@@ -7,19 +7,18 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 
 import psycopg
 
 from .. import server
-from ..config import Settings, Target, resolve_target, select_services
+from ..config import Settings, resolve_target, select_services
 from ..databases import database_exists, locate
 from ..errors import DatabaseUnavailable, Refused
 from .drift import Finding, drift
 from .names import RoleNames, every_service_names, role_names
-from .plan import SCHEMA, Plan, compute, read_catalog
+from .plan import Plan, compute, read_catalog
 
 # Two int4 keys for pg_advisory_xact_lock, "dbtl" and "role" in ASCII: one roles run at a time per
 # database, so concurrent `dbtool migrate` runs never race on CREATE ROLE or a GRANT.
@@ -81,42 +80,3 @@ def roles(settings: Settings, services: list[str] | None = None, dry_run: bool =
             findings = drift(conn, names, others) if check else []
         results.append(RolesResult(service, where, names, plan, not (dry_run or check), findings))
     return results
-
-
-@contextmanager
-def as_owner(conn: psycopg.Connection, settings: Settings, target: Target, dry_run: bool = False) -> Iterator[None]:
-    """Run what follows as the service's owner role, so every object it creates is the owner's.
-
-    In dev and test on the embedded server the roles are first created or brought up to date;
-    wherever the owner role owns the schema and this session may become it, dbtool becomes it (SET
-    ROLE). Afterwards the roles are synced again there, which takes the app role's default grants off
-    tracking tables that the first migration just created.
-    """
-    names = role_names(settings, target.service)
-    managed = target.embedded and settings.env != "prod" and not dry_run
-    if managed:
-        ensure(conn, names, _others(settings, names), settings)
-    # Only where `roles` gave this database's schema to the owner: elsewhere on the same server (another
-    # env's database) the owner may not even create in public.
-    row = conn.execute("SELECT current_user <> rolname AND pg_has_role(current_user, oid, 'MEMBER')"
-                       " AND oid = (SELECT nspowner FROM pg_namespace WHERE nspname = %s)"
-                       " FROM pg_roles WHERE rolname = %s", (SCHEMA, names.owner)).fetchone()
-    if not (row and row[0]):
-        yield
-        return
-    conn.execute(f"SET ROLE {names.owner}")
-    failed = False
-    try:
-        yield
-    except BaseException:
-        failed = True
-        raise
-    finally:
-        if not conn.closed and not conn.broken:
-            try:
-                conn.execute("RESET ROLE")
-                if managed:
-                    ensure(conn, names, _others(settings, names), settings)
-            except psycopg.Error:
-                if not failed:
-                    raise  # otherwise the error on its way matters more

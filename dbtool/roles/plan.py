@@ -24,9 +24,9 @@ from psycopg import sql
 
 from ..migrate.state import TRACKING_TABLES
 from .names import RoleNames, password_variable
+from .owner import SCHEMA
 from .passwords import matches, password_for, verifier
 
-SCHEMA = "public"
 PUBLIC = "PUBLIC"
 DML = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"})
 _ORDER = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER", "MAINTAIN",
