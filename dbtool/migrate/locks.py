@@ -154,7 +154,10 @@ def _redacted_query(query: str, hidden: list[str]) -> str:
 
 
 class Watcher:
-    """A second connection that polls what the migration's backend waits on, while it waits."""
+    """A second connection that polls what the migration's backend waits on, while it waits.
+
+    One per run, shared by its migrations (`what` names the current one). It connects in its own
+    thread, so no migration waits for that connection: a wait long enough to matter finds it up."""
 
     def __init__(self, conn: psycopg.Connection, on_long_wait: Callable[[Wait], None] | None = None,
                  report_after: float = 2.0, interval: float = 0.02):
@@ -165,20 +168,15 @@ class Watcher:
         self.conninfo = make_conninfo(conn.info.dsn, password=conn.info.password) if conn.info.password \
             else conn.info.dsn
         self.on_long_wait, self.report_after, self.interval = on_long_wait, report_after, interval
+        self.what = ""
         self.last = Wait()
         self._current: Wait | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._conn: psycopg.Connection | None = None
 
     def __enter__(self) -> "Watcher":
-        import psycopg
-
-        try:
-            self._conn = psycopg.connect(self.conninfo, autocommit=True, application_name="dbtool lock watcher")
-        except psycopg.Error:
-            self._conn = None  # no second connection allowed: retries still work, blockers go unnamed
-            return self
-        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
 
@@ -186,7 +184,17 @@ class Watcher:
         self._stop.set()
         if self._thread:
             self._thread.join()
-        if self._conn is not None:
+
+    def _run(self) -> None:
+        import psycopg
+
+        try:
+            self._conn = psycopg.connect(self.conninfo, autocommit=True, application_name="dbtool lock watcher")
+        except psycopg.Error:
+            return  # no second connection allowed: retries still work, blockers go unnamed
+        try:
+            self._poll()
+        finally:
             self._conn.close()
 
     def _poll(self) -> None:
@@ -235,13 +243,14 @@ def is_lock_timeout(exc: BaseException) -> bool:
 
 
 @contextmanager
-def watching(conn: psycopg.Connection, on_retry: OnRetry | None, what: str) -> Iterator[Watcher]:
-    """A watcher for the duration of one migration; a long wait (a concurrent build waiting for old
-    transactions) is reported while it lasts."""
+def watching(conn: psycopg.Connection, on_retry: OnRetry | None) -> Iterator[Watcher]:
+    """A watcher for a run of migrations; a long wait (a concurrent build waiting for old
+    transactions) is reported while it lasts, under the name of the migration that waits."""
+    watcher: Watcher
 
     def long_wait(wait: Wait) -> None:
         if on_retry:
-            on_retry(f"{what}: waiting {time.monotonic() - wait.since:.0f}s for {wait.describe()}")
+            on_retry(f"{watcher.what}: waiting {time.monotonic() - wait.since:.0f}s for {wait.describe()}")
 
     with Watcher(conn, long_wait) as watcher:
         yield watcher

@@ -109,37 +109,40 @@ def _ended_transaction(path: Path, statements: list[Statement], n: int) -> None:
 
 
 def apply_one(backend: Tracking, m: Migration, policy: LockPolicy | None = None,
-              on_retry: OnRetry | None = None) -> None:
+              on_retry: OnRetry | None = None, watch: Watcher | None = None) -> None:
     """Apply one migration; its changes and its record commit together, or neither does."""
     from .tracking import record_applied
 
-    _step(backend, m, "up", record_applied, policy, on_retry)
+    _step(backend, m, "up", record_applied, policy, on_retry, watch)
 
 
 def rollback_one(backend: Tracking, m: Migration, policy: LockPolicy | None = None,
-                 on_retry: OnRetry | None = None) -> None:
+                 on_retry: OnRetry | None = None, watch: Watcher | None = None) -> None:
     from .tracking import record_rolled_back
 
-    _step(backend, m, "down", record_rolled_back, policy, on_retry)
+    _step(backend, m, "down", record_rolled_back, policy, on_retry, watch)
 
 
 def _step(backend: Tracking, m: Migration, direction: str, bookkeeping: Callable[[Tracking, Migration], None],
-          policy: LockPolicy | None, on_retry: OnRetry | None) -> None:
+          policy: LockPolicy | None, on_retry: OnRetry | None, watch: Watcher | None) -> None:
+    if watch is None:
+        with watching(backend.connection, on_retry) as watch:
+            return _step(backend, m, direction, bookkeeping, policy, on_retry, watch)
     path, statements = m.path(direction), m.statements(direction)
     policy = file_policy(m.text(direction), path, policy or LockPolicy())
     conn = backend.connection
     verb = "migrate" if direction == "up" else "rollback"
-    # What a DBA sees in pg_stat_activity while this migration runs or waits.
-    conn.execute("SELECT set_config('application_name', %s, false)", (f"dbtool {verb} {m.service} {m.version:03d}",))
-    # A migration may change the session's search_path (every pg_dump file empties it with
-    # set_config(..., false)); dbtool's bookkeeping and the next migration need the one it had.
-    search_path = conn.execute("SELECT current_setting('search_path')").fetchone()[0]
+    watch.what = m.id
+    # What a DBA sees in pg_stat_activity while this migration runs or waits; and the search_path
+    # before it: a migration may change the session's (every pg_dump file empties it with
+    # set_config(..., false)), and dbtool's bookkeeping and the next migration need the one it had.
+    search_path = conn.execute("SELECT current_setting('search_path'), set_config('application_name', %s, false)",
+                               (f"dbtool {verb} {m.service} {m.version:03d}",)).fetchone()[0]
     try:
-        with watching(conn, on_retry, m.id) as watch:
-            if m.transactional(direction):
-                _step_in_transaction(backend, m, path, statements, bookkeeping, search_path, policy, watch, on_retry)
-            else:
-                _step_outside_transaction(backend, m, direction, bookkeeping, policy, watch, on_retry, search_path)
+        if m.transactional(direction):
+            _step_in_transaction(backend, m, path, statements, bookkeeping, search_path, policy, watch, on_retry)
+        else:
+            _step_outside_transaction(backend, m, direction, bookkeeping, policy, watch, on_retry, search_path)
     finally:
         if not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
             try:
@@ -238,7 +241,7 @@ def migrate_connection(
         return []
     from .tracking import advisory_lock, tracking
 
-    with advisory_lock(conn, lock_timeout, str(conn.info.dbname)):
+    with advisory_lock(conn, lock_timeout, str(conn.info.dbname)), watching(conn, on_retry) as watch:
         backend = tracking(conn)
         state = read_state(conn, migrations)
         refuse_drift(state)
@@ -248,7 +251,7 @@ def migrate_connection(
                 raise Interrupted(f"{conn.info.dbname}: interrupted by {signals.name()} before {m.id};"
                                   f" {len(done)} applied in this run, the rest pending; run the command again")
             started = time.perf_counter()
-            apply_one(backend, m, policy, on_retry)
+            apply_one(backend, m, policy, on_retry, watch)
             done.append(m)
             if report:
                 report(m, time.perf_counter() - started)
@@ -264,7 +267,7 @@ def rollback_connection(
     check_version(migrations, to, "--to")
     from .tracking import advisory_lock, tracking
 
-    with advisory_lock(conn, lock_timeout, str(conn.info.dbname)):
+    with advisory_lock(conn, lock_timeout, str(conn.info.dbname)), watching(conn, on_retry) as watch:
         backend = tracking(conn)
         state = read_state(conn, migrations)
         refuse_drift(state)
@@ -277,7 +280,7 @@ def rollback_connection(
         done = []
         for m in plan:
             started = time.perf_counter()
-            rollback_one(backend, m, policy, on_retry)
+            rollback_one(backend, m, policy, on_retry, watch)
             done.append(m)
             if report:
                 report(m, time.perf_counter() - started)
