@@ -22,19 +22,14 @@ from .errors import ExitCode, Refused, classify
 if TYPE_CHECKING:  # config loads when a command runs, not for --help
     from .config import Settings
 
-app = typer.Typer(
-    help="Schema-first SQL migrations, checks and reports for PostgreSQL.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+_SETTINGS = dict(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+_app = typer.Typer(help="Schema-first SQL migrations, checks and reports for PostgreSQL.", **_SETTINGS)
 server_app = typer.Typer(help="The embedded PostgreSQL server used when nothing else is configured.",
                          no_args_is_help=True)
 schema_app = typer.Typer(help="The schema a service's migrations build, kept in schemas/<service>/schema.sql.",
                          no_args_is_help=True)
-app.add_typer(server_app, name="server")
-app.add_typer(schema_app, name="schema")
+_app.add_typer(server_app, name="server")
+_app.add_typer(schema_app, name="schema")
 
 Services = Annotated[Optional[list[str]], typer.Argument(help="Service folders under schemas/; none means all.",
                                                          show_default=False)]
@@ -135,33 +130,58 @@ def _fail(message: str, code: int, hidden: list[str]) -> None:
     raise typer.Exit(int(code)) from None
 
 
+# Every command as declared: (Typer app, name, shared options, function). They are handed to Typer
+# only when the command line is parsed, and then only the one it names where it names one: building
+# Typer's parameters for all commands costs more than a no-op migrate does.
+_DECLARED: list[tuple[typer.Typer, str, tuple[str, ...], Callable]] = []
+
+
 def command(typer_app: typer.Typer, name: str | None = None, shared: tuple[str, ...] = DATABASE) -> Callable:
-    """Register a command whose function takes `settings` first: the shared options are added to its
+    """Declare a command whose function takes `settings` first: the shared options are added to its
     signature, errors become one line and their exit code, and a true return value means exit 1."""
 
     def decorate(func: Callable) -> Callable:
-        signature = inspect.signature(func)
-        own = [p for p in signature.parameters.values() if p.name != "settings"]
-        params = own + [SHARED[n] for n in shared]
-
-        @functools.wraps(func)
-        def wrapper(**kwargs: Any) -> None:
-            common = {n: kwargs.pop(n) for n in shared}
-            hidden = [common.get("dsn"), kwargs.get("scratch_dsn"), *(kwargs.get("dsns") or [])]
-            with boundary(common.pop("traceback"), hidden):
-                from .config import make_settings
-
-                settings = make_settings(**common)
-                findings = func(settings, **kwargs)
-            if findings:
-                raise typer.Exit(int(ExitCode.FINDINGS))
-
-        wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
-        wrapper.__annotations__ = {p.name: p.annotation for p in params}
-        del wrapper.__wrapped__  # Typer must see the new signature, not the function's own
-        return typer_app.command(name)(wrapper)
+        _DECLARED.append((typer_app, name or func.__name__.replace("_", "-"), shared, func))
+        return func
 
     return decorate
+
+
+def _register(target: typer.Typer, name: str, shared: tuple[str, ...], func: Callable) -> None:
+    signature = inspect.signature(func)
+    own = [p for p in signature.parameters.values() if p.name != "settings"]
+    params = own + [SHARED[n] for n in shared]
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> None:
+        common = {n: kwargs.pop(n) for n in shared}
+        hidden = [common.get("dsn"), kwargs.get("scratch_dsn"), *(kwargs.get("dsns") or [])]
+        with boundary(common.pop("traceback"), hidden):
+            from .config import make_settings
+
+            settings = make_settings(**common)
+            findings = func(settings, **kwargs)
+        if findings:
+            raise typer.Exit(int(ExitCode.FINDINGS))
+
+    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    del wrapper.__wrapped__  # Typer must see the new signature, not the function's own
+    target.command(name)(wrapper)
+
+
+@functools.lru_cache(maxsize=None)
+def full_app() -> typer.Typer:
+    """The whole command line, every command registered: for --help, groups, and tests."""
+    for declared in _DECLARED:
+        _register(*declared)
+    return _app
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # `from dbtool.cli import app`: the whole command line
+        return full_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _confirm_prod(settings: "Settings", yes: bool, action: str) -> None:
@@ -208,7 +228,7 @@ def _fleet_report(outcomes: list, show: Callable[[], None]) -> None:
 # ---------------------------------------------------------------- migrations
 
 
-@command(app, shared=DDL)
+@command(_app, shared=DDL)
 def migrate(
     settings: "Settings", services: Services = None,
     to: Annotated[Optional[int], typer.Option("--to", help="Apply up to and including this version.")] = None,
@@ -230,7 +250,7 @@ def migrate(
     summary(results, "applied", dry_run, json)
 
 
-@command(app, shared=DDL)
+@command(_app, shared=DDL)
 def rollback(
     settings: "Settings", services: Services = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Roll back this many migrations (default 1).")] = None,
@@ -257,7 +277,7 @@ def rollback(
     summary(results, "rolled back", dry_run, json)
 
 
-@command(app)
+@command(_app)
 def status(
     settings: "Settings", services: Services = None,
     exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when anything is pending or drifted.")] = False,
@@ -282,7 +302,7 @@ def status(
     return exit_code and any(r.drifted for r in results)
 
 
-@command(app, shared=OFFLINE)
+@command(_app, shared=OFFLINE)
 def validate(settings: "Settings", services: Services = None) -> None:
     """Check the migration tree offline: names, numbering, up/down pairs, encoding."""
     from .migrate.tree import validate
@@ -291,7 +311,7 @@ def validate(settings: "Settings", services: Services = None) -> None:
     validated(validate(settings, services))
 
 
-@command(app, shared=OFFLINE)
+@command(_app, shared=OFFLINE)
 def new(
     settings: "Settings",
     service: Annotated[str, typer.Argument(help="The service folder under schemas/.")],
@@ -305,7 +325,7 @@ def new(
     line(f"created {up}\ncreated {down}")
 
 
-@command(app, shared=LOCKING)
+@command(_app, shared=LOCKING)
 def repair(settings: "Settings", services: Services = None, yes: Yes = False) -> None:
     """Accept intended edits of applied migrations by recording their current checksums."""
     from .migrate.commands import repair
@@ -315,7 +335,7 @@ def repair(settings: "Settings", services: Services = None, yes: Yes = False) ->
     repaired(repair(settings, services))
 
 
-@command(app)
+@command(_app)
 def triggers(settings: "Settings", services: Services = None, dry_run: DryRun = False, yes: Yes = False,
              json: Json = False) -> None:
     """Give every table with an updated_at column its update_<table>_updated_at trigger; drop stale ones.
@@ -330,7 +350,7 @@ def triggers(settings: "Settings", services: Services = None, dry_run: DryRun = 
     triggers(sync_triggers(settings, services, dry_run=dry_run, events=trigger_progress(json)), json)
 
 
-@command(app)
+@command(_app)
 def roles(
     settings: "Settings", services: Services = None, dry_run: DryRun = False, yes: Yes = False,
     check: Annotated[bool, typer.Option(
@@ -357,7 +377,7 @@ def roles(
 # ---------------------------------------------------------------- data
 
 
-@command(app)
+@command(_app)
 def seed(
     settings: "Settings", services: Services = None,
     scale: Annotated[Optional[int], typer.Option(
@@ -381,7 +401,7 @@ def seed(
     seed_summary(report, json)
 
 
-@command(app, "check-references")
+@command(_app, "check-references")
 def check_references(settings: "Settings", services: Services = None, json: Json = False) -> bool:
     """Report soft references that point at no row of the other service's database. Exit 1 when any.
 
@@ -402,7 +422,7 @@ def check_references(settings: "Settings", services: Services = None, json: Json
 # ---------------------------------------------------------------- inspecting a live database
 
 
-@command(app, "audit-indexes", shared=("env", "schemas_dir", "wait", "traceback"))
+@command(_app, "audit-indexes", shared=("env", "schemas_dir", "wait", "traceback"))
 def audit_indexes(
     settings: "Settings", services: Services = None, fail_on: FailOn = None,
     min_size: Annotated[str, typer.Option(
@@ -440,7 +460,7 @@ def audit_indexes(
     return reaches(results, fail_on)
 
 
-@command(app)
+@command(_app)
 def explain(
     settings: "Settings", services: Services = None,
     query: Annotated[Optional[list[str]], typer.Option(
@@ -480,7 +500,7 @@ def explain(
     return any_broken(results)
 
 
-@command(app)
+@command(_app)
 def report(
     settings: "Settings", services: Services = None,
     output: Annotated[Path, typer.Option("--output", help="The HTML file to write, e.g. report.html.")] = Path(
@@ -497,7 +517,7 @@ def report(
     write_report(settings, services, output, drift, scratch_dsn)
 
 
-@command(app)
+@command(_app)
 def advise(
     settings: "Settings", services: Services = None,
     query: Annotated[Optional[list[str]], typer.Option(
@@ -523,7 +543,7 @@ def advise(
 # ---------------------------------------------------------------- lint, schema files, verify
 
 
-@command(app, shared=OFFLINE)
+@command(_app, shared=OFFLINE)
 def lint(
     settings: "Settings",
     paths: Annotated[Optional[list[Path]], typer.Argument(
@@ -591,7 +611,7 @@ def schema_check(settings: "Settings", services: Services = None, scratch_dsn: S
     return not all(r.clean for r in results)
 
 
-@command(app)
+@command(_app)
 def verify(settings: "Settings", services: Services = None, scratch_dsn: ScratchDsn = None,
            strict_column_order: Annotated[bool, typer.Option(
                "--strict-column-order", help="Also fail a down file whose re-added columns come back in another"
@@ -611,7 +631,7 @@ def verify(settings: "Settings", services: Services = None, scratch_dsn: Scratch
     return not report.ok
 
 
-@command(app, shared=LOCKING)
+@command(_app, shared=LOCKING)
 def baseline(
     settings: "Settings", service: Annotated[str, typer.Argument(help="The service folder under schemas/ (no migrations yet).")],
     yes: Yes = False,
@@ -628,7 +648,7 @@ def baseline(
     baselined(baseline(settings, service))
 
 
-@command(app, shared=DDL)
+@command(_app, shared=DDL)
 def rehearse(
     settings: "Settings",
     service: Annotated[str, typer.Argument(help="The service folder under schemas/ whose pending migrations to rehearse.")],
@@ -706,7 +726,7 @@ def server_url(settings: "Settings") -> None:
 
 redis_app = typer.Typer(help="Redis: the keys each service declares in schemas/<service>/redis.toml.",
                         no_args_is_help=True)
-app.add_typer(redis_app, name="redis")
+_app.add_typer(redis_app, name="redis")
 RedisUrl = Annotated[Optional[str], typer.Option(
     "--redis-url", help="Redis URL (redis://[:password@]host:port/db or unix:///path); default: <SERVICE>_REDIS_URL,"
                         " REDIS_URL, REDIS_HOST/REDIS_PORT, else the embedded Redis in dev and test.",
@@ -757,4 +777,18 @@ def redis_url_command(
 
 
 def main() -> None:
-    app()
+    """Run the command line. `dbtool migrate ...` builds only `migrate`: a group of one command (the
+    callback keeps it a group, so `migrate` is still read as the command's name)."""
+    named = sys.argv[1] if len(sys.argv) > 1 else ""
+    for declared in _DECLARED:
+        if declared[0] is _app and declared[1] == named:
+            solo = typer.Typer(**_SETTINGS)
+            solo.callback()(_no_options)
+            _register(solo, *declared[1:])
+            solo()
+            return
+    full_app()()
+
+
+def _no_options() -> None:
+    """Schema-first SQL migrations, checks and reports for PostgreSQL."""
