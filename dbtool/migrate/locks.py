@@ -98,8 +98,9 @@ def file_policy(text: str, path: object, base: LockPolicy) -> LockPolicy:
 
 def set_timeouts(conn: psycopg.Connection, policy: LockPolicy, local: bool) -> None:
     scope = "LOCAL " if local else ""
-    conn.execute(f"SET {scope}lock_timeout = '{round(policy.lock_timeout * 1000)}ms'")
-    conn.execute(f"SET {scope}statement_timeout = '{round(policy.statement_timeout * 1000)}ms'")
+    # One round trip: without parameters psycopg sends both as one simple query.
+    conn.execute(f"SET {scope}lock_timeout = '{round(policy.lock_timeout * 1000)}ms';"
+                 f" SET {scope}statement_timeout = '{round(policy.statement_timeout * 1000)}ms'")
 
 
 # ---------------------------------------------------------------- who blocks whom
