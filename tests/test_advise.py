@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -359,3 +360,133 @@ def test_the_password_never_shows_and_the_scratch_copy_reads_with_it(cli, projec
     assert result.exit_code == 0, result.stderr
     assert PASSWORD not in result.output and "scratch copy" in result.output
     assert_no_scratch_left(server)
+
+
+# ---------------------------------------------------------------- --from-stats: pg_stat_statements
+
+
+@pytest.fixture
+def stats_seeded(cli, project, stats_db):
+    """Every service migrated and seeded on the server that preloads pg_stat_statements."""
+    from fleet import databases, env_for
+
+    dbs = databases(stats_db)
+    env = env_for(dbs)
+    assert cli("migrate", "--schemas-dir", project / "schemas", env=env).exit_code == 0
+    result = cli("seed", "course", "--scale", RECALL_SCALE, "--schemas-dir", project / "schemas", env=env)
+    assert result.exit_code == 0, result.stderr
+    return dbs, env
+
+
+LOOKUP = "SELECT id, name, price FROM courses WHERE instructor_name = %s AND deleted_at IS NULL"
+
+
+def run_the_application(conninfo: str) -> None:
+    """What the service's traffic leaves in pg_stat_statements: a lookup no index serves, many calls;
+    beside it a catalog query, a read of yoyo's table, a view and a write, none of them the advisor's."""
+    with connect(conninfo) as conn:
+        names = [r[0] for r in conn.execute("SELECT DISTINCT instructor_name FROM courses ORDER BY 1 LIMIT 20")]
+        for n in range(300):
+            conn.execute(LOOKUP, (names[n % len(names)],))
+        conn.execute("CREATE VIEW live_courses AS SELECT * FROM courses WHERE deleted_at IS NULL")
+        for _ in range(300):
+            conn.execute("SELECT count(*) FROM pg_class WHERE relkind = %s", ("r",))
+            conn.execute("SELECT count(*) FROM _yoyo_migration WHERE migration_id <> %s", ("x",))
+            conn.execute("SELECT count(*) FROM live_courses WHERE price > %s", (1,))
+        conn.execute("UPDATE courses SET price = price WHERE instructor_name = %s", (names[0],))
+
+
+def test_from_stats_advises_the_statement_the_application_runs_most(cli, project, stats_seeded):
+    dbs, env = stats_seeded
+    with connect(dbs["course"]) as conn:
+        conn.execute("CREATE EXTENSION pg_stat_statements")
+    run_the_application(dbs["course"])
+    before = indexes(dbs["course"])
+    result = advise(cli, project, env, "course", "--from-stats", "--json")
+    assert result.exit_code == 0, result.stderr
+    [service] = json.loads(result.stdout)
+    assert service["stats_problem"] is None
+    stats = [q for q in service["queries"] if q["query"].startswith("stats:")]
+    assert 1 <= len(stats) <= 10
+    for q in stats:  # only the service's own reads
+        text = q["statement"]
+        assert text.lstrip().upper().startswith(("SELECT", "WITH")), text
+        assert "pg_class" not in text and "_yoyo" not in text and "live_courses" not in text, text
+    [lookup] = [s for s in service["suggestions"] if "instructor_name = $1" in s.get("statement", "")]
+    assert lookup["query"] == f"stats:{lookup['query'].split(':')[1]}" and lookup["calls"] >= 300
+    assert lookup["total_exec_ms"] > 0
+    assert "ON courses (instructor_name)" in lookup["index_sql"], lookup["index_sql"]
+    assert lookup["cost_after"] <= lookup["cost_before"] / 2
+    assert "Seq Scan on courses" in lookup["shape_before"]
+    assert lookup["plan_before"]["Node Type"] and lookup["plan_after"] and lookup["estimated_size_bytes"] > 0
+    # The key queries are advised beside the statements, as without --from-stats.
+    assert {q.stem for q in (project / "schemas" / "course" / "queries").glob("*.sql")} <= {
+        q["query"] for q in service["queries"]}
+    assert indexes(dbs["course"]) == before
+    # In text, --top 1: the one statement, named with its first line, and its migration written.
+    text = advise(cli, project, env, "course", "--from-stats", "--top", "1", "--write")
+    assert text.exit_code == 0, text.stderr
+    assert f"{lookup['query']}: cost" in text.stdout and f"\n    {LOOKUP.replace('%s', '$1')[:70]}" in text.stdout
+    flat = " ".join(text.stdout.split())  # prose wraps at 80 columns
+    assert "300 calls" in flat and "11 key queries and 1 statement(s) from pg_stat_statements" in flat
+    # 80 columns but for the SQL and the paths written, printed whole to be copied.
+    assert all(len(line) <= 80 for line in text.stdout.splitlines()
+               if not line.startswith("    CREATE") and not line.endswith(".sql"))
+    [up, down] = [Path(p) for p in text.stdout.split() if p.endswith(".sql") and "instructor_name" in p]
+    assert f"-- {lookup['query']} (300 calls" in up.read_text() and "instructor_name = $1" in up.read_text()
+    assert "DROP INDEX CONCURRENTLY IF EXISTS idx_courses_live_instructor_name" in down.read_text()
+    assert cli("lint", up, down, "--schemas-dir", project / "schemas").exit_code == 0
+
+
+def test_from_stats_without_the_extension_in_the_database_says_create_extension(cli, project, stats_seeded):
+    dbs, env = stats_seeded
+    folder = project / "schemas" / "course"
+    files = sorted(p.name for p in folder.iterdir())
+    result = advise(cli, project, env, "course", "--from-stats", "--write")
+    dbname = conninfo_to_dict(dbs["course"])["dbname"]
+    assert_one_line(result, 2, "--from-stats", f"not installed in {dbname}",
+                    f"CREATE EXTENSION pg_stat_statements in {dbname}", "preloads it already", "nothing was written")
+    assert "courses_by_instructor" in result.stdout  # the key queries were advised all the same
+    assert sorted(p.name for p in folder.iterdir()) == files
+
+
+@pytest.mark.parametrize("installed", [False, True], ids=["not installed", "installed, not preloaded"])
+def test_from_stats_on_a_server_without_the_preload_names_both_steps(cli, project, seeded, server, installed):
+    dbs, env = seeded
+    if installed:  # the files are there: CREATE EXTENSION works, reading the view does not
+        with connect(dbs["course"]) as conn:
+            conn.execute("CREATE EXTENSION pg_stat_statements")
+    before = indexes(dbs["course"])
+    result = advise(cli, project, env, "course", "--from-stats", "--json")
+    needles = ["--from-stats", "shared_preload_libraries = 'pg_stat_statements'",
+               "the key queries were advised without it"]
+    needles += ["does not preload it", "restart it"] if installed else ["not installed", "CREATE EXTENSION"]
+    assert_one_line(result, 2, *needles)
+    [service] = json.loads(result.stdout)  # the key queries' advice, as JSON, before the error line
+    assert service["suggestions"] or service["queries"]
+    assert not any(q["query"].startswith("stats:") for q in service["queries"])
+    assert "shared_preload_libraries" in service["stats_problem"]
+    assert indexes(dbs["course"]) == before
+    assert_no_scratch_left(server)
+
+
+@pytest.mark.parametrize("args", [["--top", "3"], ["--from-stats", "--top", "0"]])
+def test_top_without_from_stats_or_below_one(cli, project, args):
+    assert_one_line(advise(cli, project, {}, *args), 2, f"--top {args[-1]}")
+
+
+def test_generic_plan_and_the_prepared_fallback_agree(seeded):
+    from dbtool.advise.stats import explain_generic
+
+    dbs, _ = seeded
+    text = ("SELECT id, name FROM courses WHERE instructor_id = $1 AND deleted_at IS NULL"
+            " ORDER BY created_at DESC LIMIT $2")
+    with connect(dbs["course"]) as conn:
+        plans = []
+        for option in (True, False):  # EXPLAIN (GENERIC_PLAN), then PREPARE and EXPLAIN EXECUTE
+            with conn.transaction(force_rollback=True):
+                plans.append(explain_generic(conn, text, option))
+        assert plans[0]["Total Cost"] == plans[1]["Total Cost"] > 0
+        assert plans[0]["Node Type"] == plans[1]["Node Type"]
+        assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0] == 0
+        assert conn.execute("SHOW plan_cache_mode").fetchone()[0] == "auto"  # set for the transaction only
