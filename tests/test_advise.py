@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -394,6 +395,10 @@ def run_the_application(conninfo: str) -> None:
             conn.execute("SELECT count(*) FROM _yoyo_migration WHERE migration_id <> %s", ("x",))
             conn.execute("SELECT count(*) FROM live_courses WHERE price > %s", (1,))
         conn.execute("UPDATE courses SET price = price WHERE instructor_name = %s", (names[0],))
+        # The key query courses_by_instructor as the service sends it: advised as the key query only.
+        for _ in range(300):
+            conn.execute("select * from courses where instructor_id = %s and deleted_at is null"
+                         " order by created_at desc limit 10", (uuid.uuid4(),))
 
 
 def test_from_stats_advises_the_statement_the_application_runs_most(cli, project, stats_seeded):
@@ -412,6 +417,7 @@ def test_from_stats_advises_the_statement_the_application_runs_most(cli, project
         text = q["statement"]
         assert text.lstrip().upper().startswith(("SELECT", "WITH")), text
         assert "pg_class" not in text and "_yoyo" not in text and "live_courses" not in text, text
+        assert "instructor_id = $1" not in text, text
     [lookup] = [s for s in service["suggestions"] if "instructor_name = $1" in s.get("statement", "")]
     assert lookup["query"] == f"stats:{lookup['query'].split(':')[1]}" and lookup["calls"] >= 300
     assert lookup["total_exec_ms"] > 0
@@ -436,6 +442,11 @@ def test_from_stats_advises_the_statement_the_application_runs_most(cli, project
     assert f"-- {lookup['query']} (300 calls" in up.read_text() and "instructor_name = $1" in up.read_text()
     assert "DROP INDEX CONCURRENTLY IF EXISTS idx_courses_live_instructor_name" in down.read_text()
     assert cli("lint", up, down, "--schemas-dir", project / "schemas").exit_code == 0
+    # A service without key query files: its statements alone.
+    shutil.rmtree(project / "schemas" / "course" / "queries")
+    alone = advise(cli, project, env, "course", "--from-stats", "--top", "2", "--json")
+    assert alone.exit_code == 0, alone.stderr
+    assert [q["query"][:6] for q in json.loads(alone.stdout)[0]["queries"]] == ["stats:", "stats:"]
 
 
 def test_from_stats_without_the_extension_in_the_database_says_create_extension(cli, project, stats_seeded):

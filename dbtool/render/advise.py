@@ -77,7 +77,8 @@ def advise(results: list, as_json: bool) -> None:
                      f" with {_name(s, q)}")
             if _stats(q.query):
                 line(f"    {_cut(q.query.description, WIDTH - 4)}")
-                line(f"    {q.query.calls:,} calls, {q.query.total_exec_ms:,.1f} ms in all")
+                calls = q.query.calls
+                line(f"    {calls:,} call{'' if calls == 1 else 's'}, {q.query.total_exec_ms:,.1f} ms in all")
             if q.after is not None:
                 line(f"    before: {' > '.join(q.before.shape) or '-'}")
                 line(f"    after:  {' > '.join(q.after.shape) or '-'}")
@@ -90,7 +91,7 @@ def advise(results: list, as_json: bool) -> None:
             line(f"  wrote {path}")
         keys = len(s.queries) - stats
         line(f"  {len(s.suggestions)} index(es) suggested for {keys} key quer{'y' if keys == 1 else 'ies'}"
-             + (f" and {stats} statement(s) from pg_stat_statements" if s.from_stats else ""))
+             + (f" and {stats} statement(s) from pg_stat_statements" if s.from_stats and not s.stats_problem else ""))
 
 
 def _cut(text: str, width: int) -> str:
