@@ -11,7 +11,7 @@ shape is offered with and without its extras, and the planner decides which pays
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator
+from collections.abc import Iterator
 
 from pglast import ast
 from pglast.enums import A_Expr_Kind, BoolExprType, NullTestType, SetOperation, SortByDir
