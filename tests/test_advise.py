@@ -442,11 +442,23 @@ def test_from_stats_advises_the_statement_the_application_runs_most(cli, project
     assert f"-- {lookup['query']} (300 calls" in up.read_text() and "instructor_name = $1" in up.read_text()
     assert "DROP INDEX CONCURRENTLY IF EXISTS idx_courses_live_instructor_name" in down.read_text()
     assert cli("lint", up, down, "--schemas-dir", project / "schemas").exit_code == 0
+    # Outside dev: the statements read on the live database, priced on a scratch copy, dropped after.
+    scratch = advise(cli, project, env, "course", "--env", "test", "--from-stats", "--top", "1", "--json")
+    assert scratch.exit_code == 0, scratch.stderr
+    [tested] = json.loads(scratch.stdout)
+    assert "scratch copy" in tested["method"]
+    assert [s["index_sql"] for s in tested["suggestions"] if s["query"] == lookup["query"]] == [up_sql(up)]
+    with connect(make_conninfo(dbs["course"], dbname="postgres")) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE '%\\_scratch\\_%'").fetchone()[0] == 0
     # A service without key query files: its statements alone.
     shutil.rmtree(project / "schemas" / "course" / "queries")
     alone = advise(cli, project, env, "course", "--from-stats", "--top", "2", "--json")
     assert alone.exit_code == 0, alone.stderr
     assert [q["query"][:6] for q in json.loads(alone.stdout)[0]["queries"]] == ["stats:", "stats:"]
+
+
+def up_sql(path: Path) -> str:
+    return path.read_text().splitlines()[-1]
 
 
 def test_from_stats_without_the_extension_in_the_database_says_create_extension(cli, project, stats_seeded):
