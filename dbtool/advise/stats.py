@@ -36,11 +36,12 @@ class StatsUnavailable(BadInput):
 
 @dataclass(frozen=True)
 class StatsQuery(KeyQuery):
-    """A statement of pg_stat_statements, advised like a key query."""
+    """A statement of pg_stat_statements, advised like a key query; its description is the
+    statement's first line."""
 
     queryid: int = 0
     calls: int = 0
-    total_exec_ms: float = 0.0  # description: the statement's first line
+    total_exec_ms: float = 0.0
 
 
 def check_top(from_stats: bool, top: int | None) -> int:
