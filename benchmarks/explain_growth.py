@@ -32,10 +32,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _common import SCHEMAS, SERVICES, fresh_db, scratch_server  # noqa: E402
 
-from dbtool import config
-from dbtool.data.seed import MAX_SCALE, seed
-from dbtool.inspect.explain import explain
-from dbtool.migrate.commands import migrate
+from dbtool import config  # noqa: E402
+from dbtool.data.seed import MAX_SCALE, seed  # noqa: E402
+from dbtool.inspect.explain import explain  # noqa: E402
+from dbtool.migrate.commands import migrate  # noqa: E402
 
 # Largest ratio large/small a query may show: the catalogue issue's targets for search and the total.
 GROWTH_LIMITS = {"course_search_common": 10.0, "course_search_rare": 10.0, "course_search_absent": 10.0,

@@ -33,9 +33,9 @@ from psycopg.conninfo import make_conninfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dbtool import config, server
-from dbtool.data.synthetic import Catalog, copy_lines, rows
-from dbtool.migrate.commands import migrate
+from dbtool import config, server  # noqa: E402
+from dbtool.data.synthetic import Catalog, copy_lines, rows  # noqa: E402
+from dbtool.migrate.commands import migrate  # noqa: E402
 
 SERVICES = [p.name for p in (ROOT / "schemas").iterdir() if p.is_dir()]
 

@@ -527,6 +527,13 @@ def advise(
                            " (0 to 100).")] = 50.0,
     write: Annotated[bool, typer.Option(
         "--write", help="Write each suggested index as the service's next migration pair.")] = False,
+    from_stats: Annotated[bool, typer.Option(
+        "--from-stats", help="Also advise the top SELECTs of pg_stat_statements in the service's database, by"
+                             " total execution time, named stats:<queryid>. Without the extension (installed"
+                             " and preloaded) the key queries are still advised, then exit 2 with the fix and"
+                             " nothing written.")] = False,
+    top: Annotated[Optional[int], typer.Option(
+        "--top", help="How many statements --from-stats takes (default 10).", show_default=False)] = None,
     scratch_dsn: ScratchDsn = None, json: Json = False,
 ) -> None:
     """Suggest the index each key query needs, proven by the planner's cost before and after.
@@ -534,10 +541,13 @@ def advise(
     Candidates come from the parsed query; each is priced with hypopg when the database has it, else
     built for real in a transaction that is always rolled back (on a scratch copy outside dev).
     """
-    from .advise.advisor import advise
+    from .advise.advisor import advise, check_stats
     from .render.advise import advise as show
 
-    show(advise(settings, services, names=query, min_gain=min_gain, scratch_dsn=scratch_dsn, write=write), json)
+    results = advise(settings, services, names=query, min_gain=min_gain, scratch_dsn=scratch_dsn, write=write,
+                     from_stats=from_stats, top=top)
+    show(results, json)
+    check_stats(results, write)  # after the advice is shown: --from-stats that could not be read is exit 2
 
 
 # ---------------------------------------------------------------- lint, schema files, verify

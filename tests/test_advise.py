@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -82,6 +84,39 @@ def test_a_query_with_nothing_to_index_has_no_candidate(tmp_path):
     assert derive(parse_statement(parse_query_file(folder / "q.sql")), {"courses": COURSES}) == []
 
 
+def test_the_shipped_search_is_read_through_its_ctes_subqueries_and_union():
+    found = candidates("course", "course_search_common", {"courses": COURSES})
+    assert {c.table for c in found} == {"courses"}  # newest, matches, recent, older and page are no tables
+    definitions = {c.definition() for c in found}
+    # The CTE matches: the search document as the query writes it, as GIN, partial and whole.
+    gin = "ON courses USING gin (course_search_document(name, description))"
+    assert f"CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_courses_course_search_document_name_description_gin {gin}" \
+        in definitions
+    assert any(d.endswith(f"{gin} WHERE deleted_at IS NULL") for d in definitions), definitions
+    # The subquery recent, inside the CTE newest: the newest live courses in date order.
+    assert any(c.keys == ("created_at", "id") and c.predicate == "deleted_at IS NULL" for c in found)
+
+
+def test_a_cte_name_is_no_table_and_each_side_of_a_union_is_read(tmp_path):
+    folder = tmp_path / "course" / "queries"
+    folder.mkdir(parents=True)
+    path = folder / "q.sql"
+    # The CTE is called courses: inside its body courses is the table, after it the CTE.
+    path.write_text(
+        "-- q\n-- param i: SELECT 1\n-- param n: SELECT 'x'\n-- param s: SELECT 1\n"
+        "WITH courses AS (SELECT id, name FROM courses WHERE instructor_id = :i AND deleted_at IS NULL)\n"
+        "SELECT id, name FROM courses WHERE name = :n\n"
+        "UNION ALL\n"
+        "SELECT e.course_id, e.student_name FROM (SELECT * FROM enrollments WHERE student_id = :s) e\n"
+        "WHERE e.course_id IN (SELECT id FROM courses WHERE price < 10);\n")
+    columns = {"courses": COURSES, "enrollments": {"course_id": 16, "student_id": 16, "student_name": 20}}
+    found = derive(parse_statement(parse_query_file(path)), columns)
+    keys = {(c.table, c.keys, c.predicate) for c in found}
+    assert ("courses", ("instructor_id",), "deleted_at IS NULL") in keys
+    assert ("enrollments", ("student_id",), None) in keys
+    assert not any("name" in c.keys or "price" in c.keys for c in found), keys  # both read the CTE
+
+
 # ---------------------------------------------------------------- on a real server
 
 
@@ -138,17 +173,17 @@ def test_recall_every_budget_met_with_one_new_index_per_query_at_most(cli, proje
     # Rediscovered: the spec's instructor_id index, with the order that spares the sort.
     assert any("ON courses (instructor_id, created_at) WHERE deleted_at IS NULL" in s for s in sqls), sqls
     assert any("ON chat_messages (session_id, created_at)" in s for s in sqls), sqls
+    # The CTE searches: the search document's GIN index (course 006), one index for the three.
+    [search] = [s for s in data["course"]["suggestions"] if s["query"] == "course_search_common"]
+    assert "USING gin (course_search_document(name, description))" in search["index_sql"], search
     written = [p for service in data.values() for p in service["written"]]
     assert written and all(p.endswith(".sql") for p in written)
     lint = cli("lint", *written, "--schemas-dir", project / "schemas")
     assert lint.exit_code == 0, lint.stdout
     applied = cli("migrate", "course", "chat", "--schemas-dir", project / "schemas", env=env)
     assert applied.exit_code == 0, applied.stderr
-    # The advisor does not look inside CTEs: the search queries (course 006's index) are not its to meet.
-    judged = [q.stem for q in (project / "schemas").glob("*/queries/*.sql")
-              if q.parent.parent.name in ("course", "chat") and not q.stem.startswith("course_search_")]
-    met = cli("explain", "course", "chat", *[a for q in judged for a in ("--query", q)],
-              "--schemas-dir", project / "schemas", env=env)
+    # Every key query, the CTE searches included: their GIN index is found inside the CTE.
+    met = cli("explain", "course", "chat", "--schemas-dir", project / "schemas", env=env)
     assert met.exit_code == 0, met.stdout
 
 
@@ -161,6 +196,36 @@ def test_advise_leaves_the_database_as_it_was_and_prints_the_proof(cli, project,
     assert "courses_by_instructor: cost" in result.stdout and "Seq Scan on courses" in result.stdout
     assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_courses_live_instructor_id_created_at" in result.stdout
     assert all(len(line) <= 80 for line in result.stdout.splitlines() if not line.startswith("    CREATE"))
+
+
+def test_an_index_a_cte_needs_is_found_through_the_cte(cli, project, migrated):
+    dbs, env = migrated
+    assert cli("seed", "--scale", 5, "--schemas-dir", project / "schemas", env=env).exit_code == 0
+    with connect(dbs["course"]) as conn:
+        conn.execute("DROP INDEX idx_courses_instructor_id")
+        conn.execute("ANALYZE courses")
+    (project / "schemas" / "course" / "queries" / "instructor_page.sql").write_text(
+        "-- An instructor's newest live courses, each with its enrollment count, through a CTE.\n"
+        "-- param instructor_id: SELECT instructor_id FROM courses WHERE deleted_at IS NULL ORDER BY id LIMIT 1\n"
+        "WITH mine AS (\n"
+        "    SELECT id, name, created_at FROM courses\n"
+        "    WHERE instructor_id = :instructor_id AND deleted_at IS NULL\n"
+        "    ORDER BY created_at DESC LIMIT 20\n"
+        ")\n"
+        "SELECT m.id, m.name, (SELECT count(*) FROM enrollments e WHERE e.course_id = m.id) AS enrolled\n"
+        "FROM mine m ORDER BY m.created_at DESC;\n")
+    before = indexes(dbs["course"])
+    result = advise(cli, project, env, "course", "--query", "instructor_page", "--json")
+    assert result.exit_code == 0, result.stderr
+    [suggestion] = json.loads(result.stdout)[0]["suggestions"]
+    assert suggestion["query"] == "instructor_page"
+    sql = suggestion["index_sql"]
+    assert "ON courses (instructor_id, created_at)" in sql and sql.endswith(" WHERE deleted_at IS NULL;"), sql
+    # The predicate implies deleted_at IS NULL, so an index-only scan needs no copy of deleted_at.
+    assert "deleted_at," not in sql.split("INCLUDE")[-1], sql
+    assert "Seq Scan on courses" in suggestion["shape_before"]
+    assert suggestion["cost_after"] <= suggestion["cost_before"] / 2
+    assert indexes(dbs["course"]) == before
 
 
 def test_an_index_already_there_is_never_suggested_again(cli, project, migrated):
@@ -296,3 +361,155 @@ def test_the_password_never_shows_and_the_scratch_copy_reads_with_it(cli, projec
     assert result.exit_code == 0, result.stderr
     assert PASSWORD not in result.output and "scratch copy" in result.output
     assert_no_scratch_left(server)
+
+
+# ---------------------------------------------------------------- --from-stats: pg_stat_statements
+
+
+@pytest.fixture
+def stats_seeded(cli, project, stats_db):
+    """Every service migrated and seeded on the server that preloads pg_stat_statements."""
+    from fleet import databases, env_for
+
+    dbs = databases(stats_db)
+    env = env_for(dbs)
+    assert cli("migrate", "--schemas-dir", project / "schemas", env=env).exit_code == 0
+    result = cli("seed", "course", "--scale", RECALL_SCALE, "--schemas-dir", project / "schemas", env=env)
+    assert result.exit_code == 0, result.stderr
+    return dbs, env
+
+
+LOOKUP = "SELECT id, name, price FROM courses WHERE instructor_name = %s AND deleted_at IS NULL"
+
+
+def run_the_application(conninfo: str) -> None:
+    """What the service's traffic leaves in pg_stat_statements: a lookup no index serves, many calls;
+    beside it a catalog query, a read of yoyo's table, a view and a write, none of them the advisor's."""
+    with connect(conninfo) as conn:
+        names = [r[0] for r in conn.execute("SELECT DISTINCT instructor_name FROM courses ORDER BY 1 LIMIT 20")]
+        for n in range(300):
+            conn.execute(LOOKUP, (names[n % len(names)],))
+        conn.execute("CREATE VIEW live_courses AS SELECT * FROM courses WHERE deleted_at IS NULL")
+        for _ in range(300):
+            conn.execute("SELECT count(*) FROM pg_class WHERE relkind = %s", ("r",))
+            conn.execute("SELECT count(*) FROM _yoyo_migration WHERE migration_id <> %s", ("x",))
+            conn.execute("SELECT count(*) FROM live_courses WHERE price > %s", (1,))
+        conn.execute("UPDATE courses SET price = price WHERE instructor_name = %s", (names[0],))
+        # The key query courses_by_instructor as the service sends it: advised as the key query only.
+        for _ in range(300):
+            conn.execute("select * from courses where instructor_id = %s and deleted_at is null"
+                         " order by created_at desc limit 10", (uuid.uuid4(),))
+
+
+def test_from_stats_advises_the_statement_the_application_runs_most(cli, project, stats_seeded):
+    dbs, env = stats_seeded
+    with connect(dbs["course"]) as conn:
+        conn.execute("CREATE EXTENSION pg_stat_statements")
+    run_the_application(dbs["course"])
+    before = indexes(dbs["course"])
+    result = advise(cli, project, env, "course", "--from-stats", "--json")
+    assert result.exit_code == 0, result.stderr
+    [service] = json.loads(result.stdout)
+    assert service["stats_problem"] is None
+    stats = [q for q in service["queries"] if q["query"].startswith("stats:")]
+    assert 1 <= len(stats) <= 10
+    for q in stats:  # only the service's own reads
+        text = q["statement"]
+        assert text.lstrip().upper().startswith(("SELECT", "WITH")), text
+        assert "pg_class" not in text and "_yoyo" not in text and "live_courses" not in text, text
+        assert "instructor_id = $1" not in text, text
+    [lookup] = [s for s in service["suggestions"] if "instructor_name = $1" in s.get("statement", "")]
+    assert lookup["query"] == f"stats:{lookup['query'].split(':')[1]}" and lookup["calls"] >= 300
+    assert lookup["total_exec_ms"] > 0
+    assert "ON courses (instructor_name)" in lookup["index_sql"], lookup["index_sql"]
+    assert lookup["cost_after"] <= lookup["cost_before"] / 2
+    assert "Seq Scan on courses" in lookup["shape_before"]
+    assert lookup["plan_before"]["Node Type"] and lookup["plan_after"] and lookup["estimated_size_bytes"] > 0
+    # The key queries are advised beside the statements, as without --from-stats.
+    assert {q.stem for q in (project / "schemas" / "course" / "queries").glob("*.sql")} <= {
+        q["query"] for q in service["queries"]}
+    assert indexes(dbs["course"]) == before
+    # In text, --top 1: the one statement, named with its first line, and its migration written.
+    text = advise(cli, project, env, "course", "--from-stats", "--top", "1", "--write")
+    assert text.exit_code == 0, text.stderr
+    assert f"{lookup['query']}: cost" in text.stdout and f"\n    {LOOKUP.replace('%s', '$1')[:70]}" in text.stdout
+    flat = " ".join(text.stdout.split())  # prose wraps at 80 columns
+    assert "300 calls" in flat and "11 key queries and 1 statement(s) from pg_stat_statements" in flat
+    # 80 columns but for the SQL and the paths written, printed whole to be copied.
+    assert all(len(line) <= 80 for line in text.stdout.splitlines()
+               if not line.startswith("    CREATE") and not line.endswith(".sql"))
+    [up, down] = [Path(p) for p in text.stdout.split() if p.endswith(".sql") and "instructor_name" in p]
+    assert f"-- {lookup['query']} (300 calls" in up.read_text() and "instructor_name = $1" in up.read_text()
+    assert "DROP INDEX CONCURRENTLY IF EXISTS idx_courses_live_instructor_name" in down.read_text()
+    assert cli("lint", up, down, "--schemas-dir", project / "schemas").exit_code == 0
+    # Outside dev: the statements read on the live database, priced on a scratch copy, dropped after.
+    scratch = advise(cli, project, env, "course", "--env", "test", "--from-stats", "--top", "1", "--json")
+    assert scratch.exit_code == 0, scratch.stderr
+    [tested] = json.loads(scratch.stdout)
+    assert "scratch copy" in tested["method"]
+    assert [s["index_sql"] for s in tested["suggestions"] if s["query"] == lookup["query"]] == [up_sql(up)]
+    with connect(make_conninfo(dbs["course"], dbname="postgres")) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname LIKE '%\\_scratch\\_%'").fetchone()[0] == 0
+    # A service without key query files: its statements alone.
+    shutil.rmtree(project / "schemas" / "course" / "queries")
+    alone = advise(cli, project, env, "course", "--from-stats", "--top", "2", "--json")
+    assert alone.exit_code == 0, alone.stderr
+    assert [q["query"][:6] for q in json.loads(alone.stdout)[0]["queries"]] == ["stats:", "stats:"]
+
+
+def up_sql(path: Path) -> str:
+    return path.read_text().splitlines()[-1]
+
+
+def test_from_stats_without_the_extension_in_the_database_says_create_extension(cli, project, stats_seeded):
+    dbs, env = stats_seeded
+    folder = project / "schemas" / "course"
+    files = sorted(p.name for p in folder.iterdir())
+    result = advise(cli, project, env, "course", "--from-stats", "--write")
+    dbname = conninfo_to_dict(dbs["course"])["dbname"]
+    assert_one_line(result, 2, "--from-stats", f"not installed in {dbname}",
+                    f"CREATE EXTENSION pg_stat_statements in {dbname}", "preloads it already", "nothing was written")
+    assert "courses_by_instructor" in result.stdout  # the key queries were advised all the same
+    assert sorted(p.name for p in folder.iterdir()) == files
+
+
+@pytest.mark.parametrize("installed", [False, True], ids=["not installed", "installed, not preloaded"])
+def test_from_stats_on_a_server_without_the_preload_names_both_steps(cli, project, seeded, server, installed):
+    dbs, env = seeded
+    if installed:  # the files are there: CREATE EXTENSION works, reading the view does not
+        with connect(dbs["course"]) as conn:
+            conn.execute("CREATE EXTENSION pg_stat_statements")
+    before = indexes(dbs["course"])
+    result = advise(cli, project, env, "course", "--from-stats", "--json")
+    needles = ["--from-stats", "shared_preload_libraries = 'pg_stat_statements'",
+               "the key queries were advised without it"]
+    needles += ["does not preload it", "restart it"] if installed else ["not installed", "CREATE EXTENSION"]
+    assert_one_line(result, 2, *needles)
+    [service] = json.loads(result.stdout)  # the key queries' advice, as JSON, before the error line
+    assert service["suggestions"] or service["queries"]
+    assert not any(q["query"].startswith("stats:") for q in service["queries"])
+    assert "shared_preload_libraries" in service["stats_problem"]
+    assert indexes(dbs["course"]) == before
+    assert_no_scratch_left(server)
+
+
+@pytest.mark.parametrize("args", [["--top", "3"], ["--from-stats", "--top", "0"]])
+def test_top_without_from_stats_or_below_one(cli, project, args):
+    assert_one_line(advise(cli, project, {}, *args), 2, f"--top {args[-1]}")
+
+
+def test_generic_plan_and_the_prepared_fallback_agree(seeded):
+    from dbtool.advise.stats import explain_generic
+
+    dbs, _ = seeded
+    text = ("SELECT id, name FROM courses WHERE instructor_id = $1 AND deleted_at IS NULL"
+            " ORDER BY created_at DESC LIMIT $2")
+    with connect(dbs["course"]) as conn:
+        plans = []
+        for option in (True, False):  # EXPLAIN (GENERIC_PLAN), then PREPARE and EXPLAIN EXECUTE
+            with conn.transaction(force_rollback=True):
+                plans.append(explain_generic(conn, text, option))
+        assert plans[0]["Total Cost"] == plans[1]["Total Cost"] > 0
+        assert plans[0]["Node Type"] == plans[1]["Node Type"]
+        assert conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0] == 0
+        assert conn.execute("SHOW plan_cache_mode").fetchone()[0] == "auto"  # set for the transaction only

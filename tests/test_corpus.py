@@ -27,6 +27,8 @@ CORPUS = [
     (["explain", "course", "--dsn", BAD], 3),
     (["audit-indexes", "--fail-on", "fatal"], 2), (["audit-indexes", "--min-size", "lots"], 2),
     (["audit-indexes", "course", "--dsn", BAD], 3),
+    (["advise", "--top", "5"], 2), (["advise", "--from-stats", "--top", "0"], 2),
+    (["advise", "--min-gain", "120"], 2), (["advise", "course", "--from-stats", "--dsn", BAD], 3),
     (["lint", "{f}/missing.sql"], 2), (["lint", "--format", "xml"], 2), (["lint", "{s}/course/queries"], 2),
     (["schema", "dump", "--env", "prod"], 4), (["schema", "check", "course", "--scratch-dsn", "x = = y"], 2),
     (["schema", "check", "course", "--scratch-dsn", BAD], 3), (["verify", "ghost"], 2),

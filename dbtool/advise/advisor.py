@@ -26,13 +26,14 @@ from ..inspect.explain import (
 )
 from ..inspect.queries import (
     KeyQuery,
-    parse_statement,
+    load_queries,
     select_queries,
 )
 from ..migrate.state import TRACKING_TABLES
 from ..migrate.tree import validate
 from .candidates import Candidate, derive
 from .measure import Measurement, baseline, has_hypopg, measure
+from .stats import StatsUnavailable, check_top, statement, top_statements
 
 DEFAULT_MIN_GAIN = 50.0  # percent of the estimated cost a candidate must save (Dexter's rule)
 
@@ -76,6 +77,8 @@ class ServiceAdvice:
     queries: list[QueryAdvice] = field(default_factory=list)
     suggestions: list[Suggestion] = field(default_factory=list)
     written: list[str] = field(default_factory=list)  # migration files --write created
+    from_stats: bool = False  # --from-stats: the top statements of pg_stat_statements advised too
+    stats_problem: str | None = None  # why pg_stat_statements could not be read, and how to enable it
 
 
 def check_min_gain(min_gain: float) -> float:
@@ -95,9 +98,15 @@ def check_tree(settings: Settings, service: str) -> None:
 
 def advise(settings: Settings, services: list[str] | None = None, names: list[str] | None = None,
            min_gain: float = DEFAULT_MIN_GAIN, scratch_dsn: str | None = None, write: bool = False,
-           timeout: float = DEFAULT_TIMEOUT) -> list[ServiceAdvice]:
+           timeout: float = DEFAULT_TIMEOUT, from_stats: bool = False, top: int | None = None,
+           ) -> list[ServiceAdvice]:
+    """Advise the key queries (those named, if any) and, with `from_stats`, the `top` statements of
+    pg_stat_statements. When a database cannot give its statements the key queries are advised all the
+    same, the result says why (`stats_problem`), and --write writes nothing: see `check_stats`."""
     check_min_gain(min_gain)
-    queries = select_queries(settings, services, names)
+    top = check_top(from_stats, top)
+    # With --from-stats a service without key queries still has its statements to advise.
+    queries = select_queries(settings, services, names, keep_empty=from_stats)
     if write:
         for service in queries:
             check_tree(settings, service)
@@ -106,6 +115,12 @@ def advise(settings: Settings, services: list[str] | None = None, names: list[st
         with ExitStack() as stack:
             conn, where = open_database(settings, service)
             stack.callback(conn.close)
+            problem = None
+            if from_stats:  # read on the live database, before any scratch copy
+                try:
+                    qs = qs + top_statements(conn, service, top, load_queries(settings, service))
+                except StatsUnavailable as exc:
+                    problem = str(exc)
             require_statistics(conn, service, qs, may_analyse=False)
             hypothetical = has_hypopg(conn)
             method = "hypothetical (hypopg)" if hypothetical else "real build, rolled back"
@@ -116,13 +131,23 @@ def advise(settings: Settings, services: list[str] | None = None, names: list[st
             # With hypopg, what it cannot price (a gin index) is built for real only where building is allowed.
             measurer = functools.partial(measure, conn, timeout=timeout, hypothetical=hypothetical,
                                          may_build=settings.env == "dev")
-            results.append(_advise_service(conn, measurer, service, where, method, bound, min_gain, timeout))
-    if write:
+            result = _advise_service(conn, measurer, service, where, method, bound, min_gain, timeout)
+            result.from_stats, result.stats_problem = from_stats, problem
+            results.append(result)
+    if write and not any(r.stats_problem for r in results):
         from .write import write_suggestions
 
         for result in results:
             result.written = write_suggestions(settings, result)
     return results
+
+
+def check_stats(results: list[ServiceAdvice], write: bool) -> None:
+    """After the advice is shown: --from-stats that could not be honoured is bad input (exit 2)."""
+    problems = [r.stats_problem for r in results if r.stats_problem]
+    if problems:
+        raise BadInput(f"--from-stats: {'; '.join(problems)}; the key queries were advised without it"
+                       f"{', nothing was written' if write else ''}")
 
 
 def _advise_service(conn: psycopg.Connection, measurer: Callable, service: str, where: str, method: str,
@@ -132,7 +157,8 @@ def _advise_service(conn: psycopg.Connection, measurer: Callable, service: str, 
     for query, values in bound:
         started = time.perf_counter()
         advice = QueryAdvice(query, values, baseline(conn, query, values, timeout))
-        candidates = derive(parse_statement(query), columns)
+        # A view or another relation that takes no index is not a candidate's table.
+        candidates = [c for c in derive(statement(query), columns) if c.table in columns]
         advice.tried = len(candidates)
         best: tuple[Candidate, Measurement] | None = None
         given: list[str] = []
@@ -244,13 +270,14 @@ def _merge(conn: psycopg.Connection, measurer: Callable, result: ServiceAdvice, 
 
 
 def _columns(conn: psycopg.Connection, tables: list[str]) -> dict[str, dict[str, int]]:
-    """{table: {column: average width}} for the query tables, in one catalog query."""
+    """{table: {column: average width}} for the query tables that take an index, in one catalog query."""
     rows = conn.execute(
         """SELECT c.relname, a.attname, coalesce(s.avg_width, CASE WHEN t.typlen > 0 THEN t.typlen END, 64)
            FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_type t ON t.oid = a.atttypid
            JOIN pg_namespace n ON n.oid = c.relnamespace
            LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = c.relname AND s.attname = a.attname
            WHERE c.oid = ANY(ARRAY(SELECT to_regclass(x) FROM unnest(%s::text[]) x)) AND a.attnum > 0
+             AND c.relkind IN ('r', 'p', 'm')
              AND NOT a.attisdropped""", (tables,)).fetchall()
     found: dict[str, dict[str, int]] = {}
     for table, column, width in rows:

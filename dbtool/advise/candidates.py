@@ -1,6 +1,7 @@
 """Candidate indexes read off a parsed key query: what its WHERE and ORDER BY ask of each table.
 
-Per table: equality columns first (in the order written), then a range column, then the ORDER BY
+Per SELECT block (the top level, each CTE body, each subquery, each side of a UNION), against the
+base tables that block reads (a name that is a CTE or a subquery's alias is no table), per table: equality columns first (in the order written), then a range column, then the ORDER BY
 columns in order; the conditions the query always has on the table (`deleted_at IS NULL`, a bare
 boolean, a column equal to a constant) as a partial predicate; small INCLUDE columns so an
 index-only scan can answer; and a full-text or functional predicate's expression as written. Each
@@ -10,9 +11,10 @@ shape is offered with and without its extras, and the planner decides which pays
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 
 from pglast import ast
-from pglast.enums import A_Expr_Kind, BoolExprType, NullTestType, SortByDir
+from pglast.enums import A_Expr_Kind, BoolExprType, NullTestType, SetOperation, SortByDir
 from pglast.stream import RawStream, maybe_double_quote_name
 
 _MAX_NAME = 63  # PostgreSQL truncates longer identifiers
@@ -65,12 +67,67 @@ class _TableNeeds:
     always: list[str] = field(default_factory=list)  # conditions for a partial index
     expressions: list[tuple[tuple[str, ...], str]] = field(default_factory=list)  # (expressions, method)
     used: set[str] = field(default_factory=set)  # every column the query reads here
+    outside_where: set[str] = field(default_factory=set)  # those it reads outside the WHERE clause too
     star: bool = False  # SELECT * (or t.*): no INCLUDE list can cover it
 
 
 def derive(stmt: ast.SelectStmt, columns: dict[str, dict[str, int]]) -> list[Candidate]:
-    """Candidates for each table of the query; `columns` is {table: {column: average width}} from the catalog."""
-    aliases = _aliases(stmt.fromClause or ())
+    """Candidates for each SELECT block of the query (the top level, each CTE body, each subquery, each
+    side of a UNION) against the base tables that block reads; `columns` is {table: {column: average
+    width}} from the catalog."""
+    found: list[Candidate] = []
+    for block, ctes in _blocks(stmt, frozenset()):
+        for candidate in _derive_block(block, ctes, columns):
+            if candidate not in found:
+                found.append(candidate)
+    return found
+
+
+def _blocks(stmt: ast.SelectStmt, ctes: frozenset[str]) -> Iterator[tuple[ast.SelectStmt, frozenset[str]]]:
+    """Every plain SELECT of the statement with the CTE names it sees: there such a name is no table."""
+    if stmt.withClause is not None:
+        names = {cte.ctename for cte in stmt.withClause.ctes}
+        seen = set(ctes)
+        for cte in stmt.withClause.ctes:
+            # A CTE's body sees the CTEs written before it; a RECURSIVE one sees them all, itself too.
+            scope = ctes | names if stmt.withClause.recursive else frozenset(seen)
+            if isinstance(cte.ctequery, ast.SelectStmt):
+                yield from _blocks(cte.ctequery, scope)
+            seen.add(cte.ctename)
+        ctes = frozenset(seen)
+    if stmt.op != SetOperation.SETOP_NONE:  # UNION, INTERSECT, EXCEPT: each side is a query of its own
+        yield from _blocks(stmt.larg, ctes)
+        yield from _blocks(stmt.rarg, ctes)
+        return
+    yield stmt, ctes
+    for sub in _subqueries(stmt):
+        yield from _blocks(sub, ctes)
+
+
+def _subqueries(stmt: ast.SelectStmt) -> list[ast.SelectStmt]:
+    """The SELECTs nested in the block itself (FROM, WHERE, the select list), not those nested in them."""
+    found = []
+
+    def walk(value) -> None:
+        if isinstance(value, ast.SelectStmt):
+            found.append(value)
+        elif isinstance(value, ast.Node):
+            for attr in value:
+                walk(getattr(value, attr))
+        elif isinstance(value, tuple):
+            for item in value:
+                walk(item)
+
+    for attr in stmt:
+        if attr != "withClause":  # the CTE bodies, with their own scope, are _blocks' to walk
+            walk(getattr(stmt, attr))
+    return found
+
+
+def _derive_block(stmt: ast.SelectStmt, ctes: frozenset[str], columns: dict[str, dict[str, int]]) -> list[Candidate]:
+    aliases: dict[str, str] = {}
+    # A FROM item that is no table (a subquery, a CTE, a function) may own an unqualified column too.
+    others = _aliases(stmt.fromClause or (), ctes, aliases)
     tables = list(dict.fromkeys(aliases.values()))
     needs = {t: _TableNeeds() for t in tables}
 
@@ -82,7 +139,9 @@ def derive(stmt: ast.SelectStmt, columns: dict[str, dict[str, int]]) -> list[Can
             table = aliases.get(names[-2])
             return (table, names[-1]) if table else None
         found = [t for t in tables if names[0] in columns.get(t, {})]
-        return (found[0], names[0]) if len(found) == 1 else ((tables[0], names[0]) if len(tables) == 1 else None)
+        if len(found) == 1:
+            return found[0], names[0]
+        return (tables[0], names[0]) if len(tables) == 1 and not others else None
 
     for target in stmt.targetList or ():
         value = target.val
@@ -94,6 +153,9 @@ def derive(stmt: ast.SelectStmt, columns: dict[str, dict[str, int]]) -> list[Can
     for ref in _column_refs(stmt):
         if (found := owner(ref)) is not None:
             needs[found[0]].used.add(found[1])
+    for ref in (r for attr in stmt if attr != "whereClause" for r in _column_refs(getattr(stmt, attr))):
+        if (found := owner(ref)) is not None:
+            needs[found[0]].outside_where.add(found[1])
     for condition in _conjuncts(stmt.whereClause):
         _read_condition(condition, owner, needs)
     for sort in stmt.sortClause or ():
@@ -103,23 +165,22 @@ def derive(stmt: ast.SelectStmt, columns: dict[str, dict[str, int]]) -> list[Can
     if len(order_tables) > 1:  # an order across two tables cannot come from one index
         for t in order_tables:
             needs[t].order = []
-    found: list[Candidate] = []
-    for table in tables:
-        for candidate in _shapes(table, needs[table], columns.get(table, {})):
-            if candidate not in found:
-                found.append(candidate)
-    return found
+    return [c for table in tables for c in _shapes(table, needs[table], columns.get(table, {}))]
 
 
-def _aliases(items) -> dict[str, str]:
-    found: dict[str, str] = {}
+def _aliases(items, ctes: frozenset[str], found: dict[str, str]) -> bool:
+    """Fill `found` with {alias or name: table} of the FROM items that are tables; True when another
+    kind of item is there too."""
+    others = False
     for item in items:
-        if isinstance(item, ast.RangeVar):
+        if isinstance(item, ast.RangeVar) and not (item.schemaname is None and item.relname in ctes):
             found[item.alias.aliasname if item.alias else item.relname] = item.relname
             found.setdefault(item.relname, item.relname)
         elif isinstance(item, ast.JoinExpr):
-            found.update(_aliases((item.larg, item.rarg)))
-    return found
+            others = _aliases((item.larg, item.rarg), ctes, found) or others
+        else:
+            others = True
+    return others
 
 
 def _column_refs(node) -> list[ast.ColumnRef]:
@@ -246,8 +307,6 @@ def _shapes(table: str, needs: _TableNeeds, widths: dict[str, int]) -> list[Cand
     for keys in shapes:
         # The other columns the query reads here, so that an index-only scan can answer; never a key column.
         extra = sorted(needs.used - set(equal) - set(ranges) - {c for c, _ in order} - set(_columns_of(keys)))
-        small = (not needs.star and 0 < len(extra) <= INCLUDE_MAX_COLUMNS
-                 and sum(widths.get(c, INCLUDE_MAX_WIDTH) for c in extra) <= INCLUDE_MAX_WIDTH)
         # A column the predicate fixes to one constant adds nothing to the keys of the partial index.
         variants = [(tuple(k for k in keys if k not in fixed), predicate), (tuple(keys), None)] if predicate \
             else [(tuple(keys), None)]
@@ -255,8 +314,14 @@ def _shapes(table: str, needs: _TableNeeds, widths: dict[str, int]) -> list[Cand
             if not key_parts:
                 continue
             found.append(Candidate(table, key_parts, predicate=where))
+            # The planner drops a condition the partial predicate implies: an index-only scan needs no
+            # copy of a column read only there (deleted_at of deleted_at IS NULL).
+            implied = set(_columns_of(needs.always)) - needs.outside_where if where else set()
+            cover = [c for c in extra if c not in implied]
+            small = (not needs.star and 0 < len(cover) <= INCLUDE_MAX_COLUMNS
+                     and sum(widths.get(c, INCLUDE_MAX_WIDTH) for c in cover) <= INCLUDE_MAX_WIDTH)
             if small:
-                found.append(Candidate(table, key_parts, predicate=where, include=tuple(quote(c) for c in extra)))
+                found.append(Candidate(table, key_parts, predicate=where, include=tuple(quote(c) for c in cover)))
     for expressions, method in dict.fromkeys(needs.expressions):
         found.append(Candidate(table, expressions, method=method, predicate=predicate))
         if predicate:

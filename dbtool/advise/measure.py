@@ -19,6 +19,7 @@ from ..inspect.audit import AuditIndex, read_indexes, served_by
 from ..inspect.plans import plan_nodes
 from ..inspect.queries import KeyQuery
 from .candidates import Candidate
+from .stats import StatsQuery, explain_generic
 
 BUILD_NAME = "_dbtool_advise_candidate"  # the real build's temporary name, never left behind
 HYPOPG_METHODS = ("btree", "brin", "hash", "bloom")  # hypopg 1.3 prices no gin or gist index
@@ -41,6 +42,8 @@ def has_hypopg(conn: psycopg.Connection) -> bool:
 
 
 def _explain(conn: psycopg.Connection, query: KeyQuery, values: dict[str, Any]) -> dict:
+    if isinstance(query, StatsQuery):  # $1 placeholders and no values: its generic plan
+        return explain_generic(conn, query.text)
     row = conn.execute(f"EXPLAIN (FORMAT JSON) {query.sql}", values).fetchone()
     document = row[0] if not isinstance(row[0], str) else json.loads(row[0])
     return document[0]["Plan"]

@@ -12,9 +12,14 @@ def migration_text(suggestion, queries: list) -> tuple[str, str]:
     by_name = {q.query.name: q for q in queries}
     proof = "; ".join(f"{name}: cost {by_name[name].before.cost:,.2f} -> {by_name[name].after.cost:,.2f}"
                       for name in suggestion.queries if by_name[name].after is not None)
+    # A statement from pg_stat_statements is named by its queryid only: its first line says which it is.
+    stats = [by_name[n].query for n in suggestion.queries if hasattr(by_name[n].query, "queryid")]
+    statements = "".join(f"-- {q.name} ({q.calls:,} calls, {q.total_exec_ms:,.0f} ms): {q.description}\n"
+                         for q in stats)
     up = ("-- transactional: false\n"
-          f"-- Suggested by dbtool advise for the key quer{'y' if len(suggestion.queries) == 1 else 'ies'}"
-          f" {', '.join(suggestion.queries)}.\n"
+          f"-- Suggested by dbtool advise for the {'key ' if not statements else ''}quer"
+          f"{'y' if len(suggestion.queries) == 1 else 'ies'} {', '.join(suggestion.queries)}.\n"
+          f"{statements}"
           f"-- Planner estimates, {proof}.\n"
           f"{suggestion.index_sql}\n")
     down = f"-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS {suggestion.name};\n"

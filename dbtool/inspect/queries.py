@@ -264,6 +264,15 @@ def _tables(stmt: ast.Node) -> set[str]:
     return finder.tables - finder.ctes
 
 
+def read_tables(stmt: ast.Node) -> set[str] | None:
+    """The tables a parsed SELECT reads (CTE names left out); None when it writes or creates a table."""
+    finder = _Finder()
+    finder(stmt)
+    if finder.writes or finder.into:
+        return None
+    return finder.tables - finder.ctes
+
+
 def parse_statement(query: KeyQuery) -> ast.SelectStmt:
     """The query's SELECT as PostgreSQL's parser reads it, each :name standing as $1 (for the advisor)."""
     uses = _uses(query.path, query.text, list(scan(query.text)))
@@ -271,9 +280,10 @@ def parse_statement(query: KeyQuery) -> ast.SelectStmt:
 
 
 def select_queries(settings: Settings, services: list[str] | None,
-                   names: list[str] | None = None) -> dict[str, list[KeyQuery]]:
+                   names: list[str] | None = None, keep_empty: bool = False) -> dict[str, list[KeyQuery]]:
     """The key queries of the selected services (only those named, if any), each file checked before
-    any connection; an unknown name or no query at all is bad input."""
+    any connection; an unknown name or no query at all is bad input. `keep_empty` keeps every selected
+    service, with or without key queries (advise --from-stats reads its statements elsewhere)."""
     queries = {s: load_queries(settings, s) for s in select_services(settings, services)}
     if names:
         known = {q.name for qs in queries.values() for q in qs}
@@ -283,6 +293,8 @@ def select_queries(settings: Settings, services: list[str] | None,
                 raise BadInput(f"--query {name}: no key query of that name in {settings.schemas_dir}/<service>/"
                                f"{QUERIES_DIR}/ (queries: {listing}); check the name")
         queries = {s: [q for q in qs if q.name in names] for s, qs in queries.items()}
+    if keep_empty:
+        return queries
     queries = {s: qs for s, qs in queries.items() if qs}
     if not queries:
         raise BadInput(f"{settings.schemas_dir}: no key queries in <service>/{QUERIES_DIR}/*.sql;"
