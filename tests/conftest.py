@@ -191,10 +191,14 @@ def server(test_server) -> TestServer:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A copy of the project's schemas/ in a scratch folder, free to break."""
+def project(tmp_path: Path):
+    """A copy of the project's schemas/ in a scratch folder, free to break. A command that found no
+    database configured for some service started the project's own embedded server: stop it."""
     shutil.copytree(SCHEMAS, tmp_path / "schemas")
-    return tmp_path
+    yield tmp_path
+    from dbtool import server
+
+    server.stop(tmp_path / ".dbtool")
 
 
 @pytest.fixture

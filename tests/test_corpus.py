@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from conftest import assert_no_crash
 
+from dbtool import server
+
 BAD = "postgresql://nobody:pw@127.0.0.1:1/nothing"  # a port nothing listens on
 
 # (arguments, exit code); {s} is the schemas folder, {f} a file in a scratch folder.
@@ -43,7 +45,10 @@ def test_bad_input_is_one_line_and_its_code(cli, project, tmp_path, args, code):
     args = [a.format(s=schemas, f=tmp_path) for a in args]
     if "--schemas-dir" not in args:
         args += ["--schemas-dir", str(schemas)]
-    result = cli(*args, env={"DBTOOL_DATA_DIR": str(tmp_path / "no-server")})
+    try:
+        result = cli(*args, env={"DBTOOL_DATA_DIR": str(tmp_path / "no-server")})
+    finally:
+        server.stop(tmp_path / "no-server")  # what a service without --dsn started (seed reads identity's)
     assert_no_crash(result)
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == code, result.output
