@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from ..inspect.audit import AuditIndex, read_indexes, served_by
+from ..inspect.indexes import AuditIndex, read_indexes, served_by
 from ..inspect.plans import plan_nodes
 from ..inspect.queries import KeyQuery
 from .candidates import Candidate
