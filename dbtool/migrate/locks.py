@@ -70,6 +70,13 @@ class LockPolicy:
     statement_timeout: float = 3600.0  # seconds; 0 means no limit
     where: str = "--ddl-lock-timeout"  # which setting the lock timeout came from, for the fix
 
+    @property
+    def patience(self) -> float:
+        """How old a transaction holding a lock the migration needs may be before the migration stops
+        queueing behind it (queue.py): one that old has shown it runs long, and would likely outlast
+        the wait while the writers queue up; a younger one probably ends within the wait."""
+        return self.lock_timeout / 4
+
     def wait_before(self, retry: int) -> float:
         """The pause before retry n (1-based): doubling from 0.25 s to at most 10 s, jittered by half,
         so retrying runs do not fall into step with each other or with the blocker's rhythm."""
@@ -280,7 +287,7 @@ def with_retries(attempt: Callable[[], None], policy: LockPolicy, watcher: Watch
             reason = f"lock timeout after {show(policy.lock_timeout)} waiting for {blocked}"
         else:
             blocked = held
-            reason = f"not queuing behind {held}, open longer than {show(policy.lock_timeout / 4)}"
+            reason = f"not queuing behind {held}, open longer than {show(policy.patience)}"
         if retry > policy.retries:
             raise DatabaseUnavailable(
                 f"{what}: could not get its lock within {show(policy.lock_timeout)} in {retry} attempt(s):"

@@ -38,7 +38,7 @@ _CONFLICTS = {
     "AccessExclusiveLock": set(_MODES),
 }
 
-# Granted relation locks of other sessions whose transaction is older than the threshold.
+# Granted relation locks of other sessions whose transaction is older than the policy's patience.
 _OLD_HOLDERS = """
 SELECT l.relation::oid, l.relation::regclass::text, l.mode, a.pid,
        coalesce(nullif(a.application_name, ''), '?'), coalesce(a.state, '?'),
@@ -149,16 +149,12 @@ class Look:
         self.conn, self.sql, self.policy = conn, sql, policy
         self._needs: dict[str, str] | None = None
 
-    @property
-    def threshold(self) -> float:
-        return self.policy.lock_timeout / 4
-
     def __call__(self) -> str | None:
         import psycopg
 
         if self.policy.lock_timeout <= 0:
             return None  # told to wait as long as it takes: queueing is what was asked for
-        holders = self.conn.execute(_OLD_HOLDERS, (self.threshold,)).fetchall()
+        holders = self.conn.execute(_OLD_HOLDERS, (self.policy.patience,)).fetchall()
         if not holders:
             return None  # the common case: one catalog read, no parse
         if self._needs is None:

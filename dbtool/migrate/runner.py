@@ -170,7 +170,8 @@ def _step_in_transaction(backend: Tracking, m: Migration, path: Path, statements
             bookkeeping(backend, m)
 
     try:
-        with_retries(attempt, policy, watch, m.id, on_retry, look=Look(conn, "\n;\n".join(st.sql for st in statements), policy))
+        look = Look(conn, "\n;\n".join(st.sql for st in statements), policy)
+        with_retries(attempt, policy, watch, m.id, on_retry, look=look)
     except psycopg.Error as exc:  # after the statements: at COMMIT, or in the bookkeeping
         if failed:
             raise failed[0] from None
