@@ -267,3 +267,16 @@ def test_services_migrate_concurrently_and_one_blocked_service_does_not_stop_the
     again = cli("migrate", "--schemas-dir", schemas, env=env)
     assert again.exit_code == 0, again.output
     assert len(applied(dbs["chat"])) == len(list((schemas / "chat").glob("0*.down.sql")))
+
+
+def test_the_console_script_builds_only_the_named_command_and_it_behaves_the_same():
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "dbtool", *args], capture_output=True, text=True, cwd=ROOT)
+
+    ok = run("validate", "--schemas-dir", str(ROOT / "schemas"))
+    assert ok.returncode == 0 and "course: " in ok.stdout and "tree is valid" in ok.stdout, ok.stderr
+    bad = run("validate", "--bogus")
+    assert bad.returncode == 2 and "No such option: --bogus" in bad.stderr
+    assert "Usage: python -m dbtool validate [OPTIONS]" in bad.stderr  # the command's own usage line
+    helped = run("--help")
+    assert helped.returncode == 0 and all(f"  {c} " in helped.stdout for c in ("migrate", "advise", "server"))
