@@ -22,6 +22,7 @@ from dbtool.data.synthetic import (
     Group,
     Row,
     _mix,
+    _mixes,
     chunks,
     copy_lines,
     copy_text,
@@ -240,3 +241,11 @@ def test_every_kind_of_generator_matches_the_reference(tmp_path):
             assert "".join(group.copy_text(c) for c in chunks(group, 2, size=size)) == "".join(expected), size
         assert list(copy_lines(group, rows(group, 2))) == expected
     assert "\\t" in "".join(made["shops"]) and "line\\nbreak" in "".join(made["shops"])  # escaped
+
+
+def test_the_chunk_wide_hash_is_the_row_hash():
+    seeds = [0, 12345, 0xFFFFFFFF << 32, (0xFFFFFFFF << 32) | 0xFFFFFFFF]
+    numbers = [[], [0], list(range(300)), [2**63, 2**64 - 1, 7, 2**40 + 3]]
+    for seed in seeds:
+        for some in numbers:
+            assert _mixes(seed, some) == [_mix(seed + i) for i in some]

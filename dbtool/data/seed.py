@@ -17,9 +17,9 @@ exist and be fully migrated before anything is written; prod is refused before a
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import psycopg
 from psycopg import sql
