@@ -26,9 +26,9 @@ come out consistent by construction.
 
 Rows are made a chunk at a time, column by column: each generator turns a chunk's row numbers (and
 the columns before it) into a list of values, and each column knows how to write its values as COPY
-text. A loop per column instead of a call per value is what makes generating as fast as the server
-can take the rows; the values are the ones a row-at-a-time reading of the rules above gives
-(tests/test_synthetic.py holds such a reading and compares the two).
+text. One loop per column instead of one call per value is what lets generation keep up with the
+server taking the rows in. The values are the ones a row-at-a-time reading of the rules above gives:
+tests/test_synthetic.py holds such a reading and compares the two.
 """
 
 
