@@ -300,3 +300,22 @@ def test_a_long_reader_does_not_hold_back_a_build_it_does_not_conflict_with(cli,
         blocker.execute("ROLLBACK")
     assert result.exit_code == 0, result.stderr
     assert "retry " not in result.stdout and elapsed < 2.0
+
+
+def test_the_lock_watcher_connects_only_for_an_attempt_that_lasts(db):
+    # Most migrations take milliseconds: the run then never opens its second connection.
+    from dbtool.migrate.locks import Watcher
+
+    with connect(db) as conn:
+        with Watcher(conn, after=0.05) as watcher:
+            for _ in range(20):
+                with watcher.attempt():
+                    conn.execute("SELECT 1")
+            assert watcher._conn is None
+            with watcher.attempt():
+                time.sleep(0.3)
+            assert watcher._conn is not None and not watcher._conn.closed
+            seen = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbtool lock watcher'"
+                                " AND datname = current_database()").fetchone()[0]
+            assert seen == 1
+        assert watcher._conn.closed

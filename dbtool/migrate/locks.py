@@ -164,22 +164,24 @@ def _redacted_query(query: str, hidden: list[str]) -> str:
 class Watcher:
     """A second connection that polls what the migration's backend waits on, while it waits.
 
-    One per run, shared by its migrations (`what` names the current one). It connects in its own
-    thread, so no migration waits for that connection: a wait long enough to matter finds it up."""
+    One per run, shared by its migrations (`what` names the current one). It connects only once an
+    attempt has run for `after` seconds, in its own thread: most migrations finish sooner and the run
+    never opens a second connection (one less backend, and nothing for a connection limit to refuse)."""
 
     def __init__(self, conn: psycopg.Connection, on_long_wait: Callable[[Wait], None] | None = None,
-                 report_after: float = 2.0, interval: float = 0.02):
+                 report_after: float = 2.0, interval: float = 0.02, after: float = 0.05):
         from psycopg.conninfo import make_conninfo
 
         self.pid = conn.info.backend_pid
         self.password = conn.info.password or ""
         self.conninfo = make_conninfo(conn.info.dsn, password=conn.info.password) if conn.info.password \
             else conn.info.dsn
-        self.on_long_wait, self.report_after, self.interval = on_long_wait, report_after, interval
+        self.on_long_wait, self.report_after, self.interval, self.after = on_long_wait, report_after, interval, after
         self.what = ""
         self.last = Wait()
         self._current: Wait | None = None
         self._stop = threading.Event()
+        self._busy = threading.Event()  # set while an attempt runs
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection | None = None
 
@@ -190,42 +192,61 @@ class Watcher:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        self._busy.set()  # wakes the thread to see the stop
         if self._thread:
             self._thread.join()
+
+    @contextmanager
+    def attempt(self) -> Iterator[None]:
+        """Around one attempt: what the watcher watches."""
+        self.last, self._current = Wait(), None
+        self._busy.set()
+        try:
+            yield
+        finally:
+            self._busy.clear()
 
     def _run(self) -> None:
         import psycopg
 
         try:
-            self._conn = psycopg.connect(self.conninfo, autocommit=True, application_name="dbtool lock watcher")
-        except psycopg.Error:
-            return  # no second connection allowed: retries still work, blockers go unnamed
-        try:
-            self._poll()
+            while not self._stop.is_set():
+                self._busy.wait()
+                if self._stop.wait(self.after) or not self._busy.is_set():
+                    continue  # stopped, or the attempt was quicker than any wait worth naming
+                if self._conn is None:
+                    try:
+                        self._conn = psycopg.connect(self.conninfo, autocommit=True,
+                                                     application_name="dbtool lock watcher")
+                    except psycopg.Error:
+                        return  # no second connection allowed: retries still work, blockers go unnamed
+                if not self._poll():
+                    return
         finally:
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
 
-    def _poll(self) -> None:
+    def _poll(self) -> bool:
+        """Poll while the attempt runs; False when the watching connection failed."""
         import psycopg
 
         reported = 0.0
-        while not self._stop.wait(self.interval):
+        while self._busy.is_set() and not self._stop.is_set():
             try:
                 wait = self._look()
             except psycopg.Error:
-                return
+                return False
             if wait is None:
                 self._current, reported = None, 0.0
-                continue
-            if self._current is None:
-                wait.since = time.monotonic()
             else:
-                wait.since = self._current.since
-            self._current = self.last = wait
-            waited = time.monotonic() - wait.since
-            if self.on_long_wait and waited >= self.report_after and waited - reported >= self.report_after:
-                reported = waited
-                self.on_long_wait(wait)
+                wait.since = time.monotonic() if self._current is None else self._current.since
+                self._current = self.last = wait
+                waited = time.monotonic() - wait.since + self.after
+                if self.on_long_wait and waited >= self.report_after and waited - reported >= self.report_after:
+                    reported = waited
+                    self.on_long_wait(wait)
+            self._stop.wait(self.interval)
+        return True
 
     def _look(self) -> Wait | None:
         assert self._conn is not None
@@ -266,7 +287,7 @@ def watching(conn: psycopg.Connection, on_retry: OnRetry | None) -> Iterator[Wat
 
 def with_retries(attempt: Callable[[], None], policy: LockPolicy, watcher: Watcher, what: str,
                  on_retry: OnRetry | None, left: str = "nothing of this migration was applied",
-                 look: Callable[[], str | None] | None = None) -> None:
+                 look: Callable[..., str | None] | None = None) -> None:
     """Run attempt(); on a lock timeout, wait and run it again, up to policy.retries more times.
 
     attempt() must leave nothing behind when it fails (a rolled-back transaction, one statement).
@@ -274,16 +295,18 @@ def with_retries(attempt: Callable[[], None], policy: LockPolicy, watcher: Watch
     then the attempt is not made at all, and the wait ends as soon as that transaction does.
     """
     for retry in range(1, policy.retries + 2):
-        watcher.last = Wait()
         held = look() if look else None
         if held is None:
             try:
-                attempt()
+                with watcher.attempt():
+                    attempt()
                 return
             except Exception as exc:
                 if not is_lock_timeout(exc):
                     raise
-            blocked = watcher.last.describe()
+            # What the watcher saw; else (a wait too short for it) who holds a conflicting lock now.
+            blocked = watcher.last.describe() if watcher.last.blockers or not look else \
+                (look(0.0) or watcher.last.describe())
             reason = f"lock timeout after {show(policy.lock_timeout)} waiting for {blocked}"
         else:
             blocked = held
@@ -300,7 +323,7 @@ def with_retries(attempt: Callable[[], None], policy: LockPolicy, watcher: Watch
         _pause(pause, look if held else None)
 
 
-def _pause(seconds: float, look: Callable[[], str | None] | None) -> None:
+def _pause(seconds: float, look: Callable[..., str | None] | None) -> None:
     """Sleep; while an old transaction is what stands in the way, look again every 100 ms (a catalog
     read, which queues behind nobody) and go as soon as it has ended."""
     until = time.monotonic() + seconds

@@ -46,7 +46,7 @@ SELECT l.relation::oid, l.relation::regclass::text, l.mode, a.pid,
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND a.xact_start < now() - make_interval(secs => %s)
+  AND a.xact_start <= now() - make_interval(secs => %s)
 ORDER BY a.xact_start
 """
 # A name as the migration writes it, to the table it locks: an index stands for its table too,
@@ -149,12 +149,15 @@ class Look:
         self.conn, self.sql, self.policy = conn, sql, policy
         self._needs: dict[str, str] | None = None
 
-    def __call__(self) -> str | None:
+    def __call__(self, older_than: float | None = None) -> str | None:
+        """`older_than` seconds (default: the policy's patience); 0 names any holder, which is how a
+        lock timeout too short for the watcher still names who held the lock."""
         import psycopg
 
         if self.policy.lock_timeout <= 0:
             return None  # told to wait as long as it takes: queueing is what was asked for
-        holders = self.conn.execute(_OLD_HOLDERS, (self.policy.patience,)).fetchall()
+        age = self.policy.patience if older_than is None else older_than
+        holders = self.conn.execute(_OLD_HOLDERS, (age,)).fetchall()
         if not holders:
             return None  # the common case: one catalog read, no parse
         if self._needs is None:
