@@ -99,24 +99,25 @@ def _shown(kind: str) -> str:
     return _SQL_NAMES.get(kind, kind).upper()
 
 
-def _walk(node: object) -> Iterator[ast.Node]:
+def walk(node: object) -> Iterator[ast.Node]:
+    """Every node of a parse tree, depth first."""
     if isinstance(node, (tuple, list)):
         for item in node:
-            yield from _walk(item)
+            yield from walk(item)
     elif isinstance(node, ast.Node):
         yield node
         for attr in node.__slots__:
-            yield from _walk(getattr(node, attr, None))
+            yield from walk(getattr(node, attr, None))
 
 
 def _column_refs(expr: object) -> set[str]:
-    return {n.fields[-1].sval for n in _walk(expr) if isinstance(n, ast.ColumnRef)
+    return {n.fields[-1].sval for n in walk(expr) if isinstance(n, ast.ColumnRef)
             and isinstance(n.fields[-1], ast.String)}
 
 
 def _serves_live_rows(where: object) -> bool:
     return any(isinstance(n, ast.NullTest) and n.nulltesttype == NullTestType.IS_NULL
-               and _column_refs(n.arg) == {"deleted_at"} for n in _walk(where))
+               and _column_refs(n.arg) == {"deleted_at"} for n in walk(where))
 
 
 def _looks_typed(name: str, default: object) -> str | None:

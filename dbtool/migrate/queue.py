@@ -14,7 +14,7 @@ Which tables and modes a migration needs is read from its statements with Postgr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from .locks import Blocker, LockPolicy, _redacted_query
 
@@ -74,6 +74,8 @@ def needs(sql: str) -> dict[str, str]:
     transaction is a slower migration, queueing behind one is an outage."""
     from pglast import ast, enums, parse_sql
 
+    from ..lint.naming import walk
+
     found: dict[str, str] = {}
 
     def want(name: str, mode: str) -> None:
@@ -118,7 +120,7 @@ def needs(sql: str) -> dict[str, str]:
         elif getattr(stmt, "relation", None) is not None and isinstance(stmt.relation, ast.RangeVar):
             target = rel(stmt.relation)  # RENAME, TRUNCATE's kin, CLUSTER, ...: assume the worst
             want(target, "AccessExclusiveLock")
-        for node in _walk(stmt):
+        for node in walk(stmt):
             if isinstance(node, ast.Constraint) and node.pktable is not None:
                 want(rel(node.pktable), "ShareRowExclusiveLock")  # a foreign key locks what it references
             elif isinstance(node, ast.RangeVar) and rel(node) != target:
@@ -127,18 +129,6 @@ def needs(sql: str) -> dict[str, str]:
             for node in stmt.relations or ():
                 want(rel(node), "AccessExclusiveLock")
     return found
-
-
-def _walk(node: object) -> Iterator[object]:
-    from pglast import ast
-
-    if isinstance(node, (tuple, list)):
-        for item in node:
-            yield from _walk(item)
-    elif isinstance(node, ast.Node):
-        yield node
-        for attr in node.__slots__:
-            yield from _walk(getattr(node, attr, None))
 
 
 class Look:
