@@ -319,3 +319,55 @@ def test_the_lock_watcher_connects_only_for_an_attempt_that_lasts(db):
                                 " AND datname = current_database()").fetchone()[0]
             assert seen == 1
         assert watcher._conn.closed
+
+
+def test_a_migrator_that_cannot_see_other_sessions_stops_queueing_after_one_timeout(cli, service, db):
+    # Least privilege: the migrating role sees no xact_start of another role's session. dbtool times
+    # how long it has itself seen the report hold its lock, so it queues behind it once at most.
+    import uuid
+
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    role = f"blind_migrator_{uuid.uuid4().hex[:8]}"
+    with connect(db) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        admin.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
+    migrator = make_conninfo(db, user=role)
+    try:
+        row_id = _prepared(service, migrator)  # the tables are the migrator's own
+        with connect(migrator) as conn:
+            seen = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE xact_start IS NOT NULL"
+                                " AND usename <> current_user").fetchone()[0]
+        assert seen == 0  # it really is blind to the others
+        add(service, "add_users_notes", "ALTER TABLE users ADD COLUMN notes text;\n",
+            "ALTER TABLE users DROP COLUMN notes;\n")
+        blocker = connect(db)  # a superuser's report
+        pid = blocker.info.backend_pid
+        blocker.execute("BEGIN")
+        blocker.execute("SELECT count(*) FROM users")
+        time.sleep(0.5)  # old already, but the migrator cannot tell
+        writer = Writer(migrator, row_id)
+        writer.start()
+        outcome = {}
+        run = threading.Thread(target=lambda: outcome.update(result=cli(
+            "migrate", "identity", "--schemas-dir", service.parent, "--ddl-lock-timeout", "300ms",
+            "--ddl-retries", "30", env={"IDENTITY_DATABASE_URL": migrator})))
+        run.start()
+        time.sleep(2.0)
+        blocker.execute("ROLLBACK")
+        run.join(30)
+        writer.done.set()
+        writer.join()
+        blocker.close()
+        result = outcome["result"]
+        assert result.exit_code == 0, result.stderr
+        lines = [x for x in result.stdout.splitlines() if "retry " in x]
+        assert "lock timeout after 300ms" in lines[0] and f"pid {pid}" in lines[0], lines
+        assert len(lines) >= 2 and all(f"not queuing behind users held by pid {pid} (a session this role may"
+                                       " not see into" in x for x in lines[1:]), lines
+        assert writer.worst < 0.3 + 0.35, writer.worst  # one lock timeout, not the report's two seconds
+    finally:
+        with connect(db) as admin:
+            admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

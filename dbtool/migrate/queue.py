@@ -14,6 +14,7 @@ Which tables and modes a migration needs is read from its statements with Postgr
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from .locks import Blocker, LockPolicy, _redacted_query
@@ -38,16 +39,18 @@ _CONFLICTS = {
     "AccessExclusiveLock": set(_MODES),
 }
 
-# Granted relation locks of other sessions whose transaction is older than the policy's patience.
-_OLD_HOLDERS = """
-SELECT l.relation::oid, l.relation::regclass::text, l.mode, a.pid,
+# Granted relation locks of other sessions, but for those known to be younger than the patience.
+# A session of another role shows a migrator without pg_read_all_stats no xact_start: its locks come
+# back too, and Look times them itself.
+_HOLDERS = """
+SELECT l.relation::oid, l.relation::regclass::text, l.mode, l.pid, l.virtualtransaction,
        coalesce(nullif(a.application_name, ''), '?'), coalesce(a.state, '?'),
        extract(epoch FROM now() - a.xact_start), left(split_part(a.query, E'\\n', 1), 60)
-FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'relation' AND l.granted AND l.pid <> pg_backend_pid()
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND a.xact_start <= now() - make_interval(secs => %s)
-ORDER BY a.xact_start
+  AND (a.xact_start IS NULL OR a.xact_start <= now() - make_interval(secs => %s))
+ORDER BY a.xact_start NULLS LAST
 """
 # A name as the migration writes it, to the table it locks: an index stands for its table too,
 # since building, dropping or altering an index locks the table.
@@ -133,11 +136,17 @@ def needs(sql: str) -> dict[str, str]:
 
 class Look:
     """Called before each attempt: a description of the old transaction the migration would queue
-    behind ("users held by pid 4242 (...)"), or None when it is safe to ask for the locks."""
+    behind ("users held by pid 4242 (...)"), or None when it is safe to ask for the locks.
+
+    How old a transaction is comes from pg_stat_activity where the role may see it; where it may not
+    (another role's session, for a least-privilege migrator), from how long this Look has seen that
+    transaction hold its lock: the first attempt goes ahead, bounded by the lock timeout, and a
+    transaction still holding the lock after it counts as old."""
 
     def __init__(self, conn: psycopg.Connection, sql: str, policy: LockPolicy):
         self.conn, self.sql, self.policy = conn, sql, policy
         self._needs: dict[str, str] | None = None
+        self._seen: dict[str, float] = {}  # virtual transaction -> when first seen holding a lock
 
     def __call__(self, older_than: float | None = None) -> str | None:
         """`older_than` seconds (default: the policy's patience); 0 names any holder, which is how a
@@ -146,8 +155,11 @@ class Look:
 
         if self.policy.lock_timeout <= 0:
             return None  # told to wait as long as it takes: queueing is what was asked for
-        age = self.policy.patience if older_than is None else older_than
-        holders = self.conn.execute(_OLD_HOLDERS, (age,)).fetchall()
+        patience = self.policy.patience if older_than is None else older_than
+        holders = self.conn.execute(_HOLDERS, (patience,)).fetchall()
+        now = time.monotonic()
+        for row in holders:
+            self._seen.setdefault(row[4], now)
         if not holders:
             return None  # the common case: one catalog read, no parse
         if self._needs is None:
@@ -165,8 +177,14 @@ class Look:
         for name, oid, table in resolved:
             for target in {oid, table} - {None}:
                 wanted[target] = _stronger(wanted.get(target), self._needs[name])
-        for oid, relname, mode, pid, app, state, age, query in holders:
-            if oid in wanted and mode in _CONFLICTS[wanted[oid]]:
-                holder = Blocker(pid, app, state, float(age), _redacted_query(query or "", [self.conn.info.password or ""]))
-                return f"{relname} held by {holder.describe()}"
+        for oid, relname, mode, pid, vxid, app, state, age, query in holders:
+            if oid not in wanted or mode not in _CONFLICTS[wanted[oid]]:
+                continue
+            if age is not None:
+                shown = _redacted_query(query or "", [self.conn.info.password or ""])
+                return f"{relname} held by {Blocker(pid, app, state, float(age), shown).describe()}"
+            held_for = now - self._seen[vxid]
+            if held_for >= patience:
+                return (f"{relname} held by pid {pid} (a session this role may not see into, holding it for at"
+                        f" least {held_for:.1f}s)")
         return None
