@@ -56,11 +56,11 @@ def migrate(
                 as_owner(conn, settings, target):
             if pending_up(conn, tree, to):
                 from .locks import policy_of
-                from .runner import migrate_connection
+                from .runner import apply_pending
 
-                result.done = migrate_connection(conn, tree, to, settings.lock_timeout, report=result.reporter(relay),
-                                                 policy=policy_of(settings),
-                                                 on_retry=functools.partial(relay.retry, service))
+                result.done = apply_pending(conn, tree, to, settings.lock_timeout, report=result.reporter(relay),
+                                            policy=policy_of(settings),
+                                            on_retry=functools.partial(relay.retry, service))
             result.triggers = _sync_triggers(conn, settings, service, relay)
 
     return _each_service(settings, trees, events, work)

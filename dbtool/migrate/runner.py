@@ -240,6 +240,16 @@ def migrate_connection(
     check_version(migrations, to, "--to")
     if not pending_up(conn, migrations, to):
         return []
+    return apply_pending(conn, migrations, to, lock_timeout, report, policy, on_retry)
+
+
+def apply_pending(
+    conn: psycopg.Connection, migrations: list[Migration], to: int | None = None,
+    lock_timeout: float = 60.0, report: OnMigration | None = None,
+    policy: LockPolicy | None = None, on_retry: OnRetry | None = None,
+) -> list[Migration]:
+    """migrate_connection once `pending_up` has found something to do: the state is read again under
+    the lock (another run may have applied some meanwhile) and what is still pending is applied."""
     from .tracking import advisory_lock, tracking
 
     with advisory_lock(conn, lock_timeout, str(conn.info.dbname)), watching(conn, on_retry) as watch:
