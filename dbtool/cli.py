@@ -23,7 +23,8 @@ if TYPE_CHECKING:  # config loads when a command runs, not for --help
     from .config import Settings
 
 _SETTINGS = dict(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
-_app = typer.Typer(help="Schema-first SQL migrations, checks and reports for PostgreSQL.", **_SETTINGS)
+_HELP = "Schema-first SQL migrations, checks and reports for PostgreSQL."
+_app = typer.Typer(help=_HELP, **_SETTINGS)
 server_app = typer.Typer(help="The embedded PostgreSQL server used when nothing else is configured.",
                          no_args_is_help=True)
 schema_app = typer.Typer(help="The schema a service's migrations build, kept in schemas/<service>/schema.sql.",
@@ -792,7 +793,7 @@ def main() -> None:
     named = sys.argv[1] if len(sys.argv) > 1 else ""
     for declared in _DECLARED:
         if declared[0] is _app and declared[1] == named:
-            solo = typer.Typer(**_SETTINGS)
+            solo = typer.Typer(help=_HELP, **_SETTINGS)
             solo.callback()(_no_options)
             _register(solo, *declared[1:])
             solo()
@@ -801,4 +802,4 @@ def main() -> None:
 
 
 def _no_options() -> None:
-    """Schema-first SQL migrations, checks and reports for PostgreSQL."""
+    """The group's callback: dbtool itself takes no options."""
