@@ -238,6 +238,22 @@ def assert_no_crash(result) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
 
 
+def one_error_line(result) -> str:
+    """The one line a failed command wrote to stderr, having checked it crashed nowhere."""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    assert_no_crash(result)
+    return lines[0]
+
+
+def add_migration(folder: Path, name: str, up: str, down: str) -> None:
+    """The service folder's next numbered up/down pair."""
+    number = len(list(folder.glob("*.down.sql"))) + 1
+    (folder / f"{number:03d}_{name}.sql").write_text(up)
+    (folder / f"{number:03d}_{name}.down.sql").write_text(down)
+
+
 def assert_one_line(result, code: int, *needles: str) -> None:
     """Bad input as the user sees it: the exit code, one line on stderr holding every needle, no crash."""
     assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)

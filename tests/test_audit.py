@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import psycopg
 import pytest
-from conftest import SCHEMAS, assert_no_crash, connect
+from conftest import SCHEMAS, connect, one_error_line
 from fleet import SERVICES
 
 from dbtool.errors import BadInput
@@ -313,13 +313,6 @@ def audit_cli(cli, project, conninfo: str, *args: str):
     return cli("audit-indexes", "identity", *args, "--schemas-dir", project / "schemas",
                env=env_for("identity", conninfo))
 
-
-def one_error_line(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    assert_no_crash(result)
-    return lines[0]
 
 
 def test_json_report_and_fail_on_levels(cli, project, identity_v2):

@@ -10,7 +10,7 @@ import sys
 
 import psycopg
 import pytest
-from conftest import PASSWORD, PASSWORD_ROLE, ROOT, assert_no_crash, connect
+from conftest import PASSWORD, PASSWORD_ROLE, ROOT, connect, one_error_line
 from fleet import databases, env_for
 from psycopg.conninfo import conninfo_to_dict
 
@@ -38,13 +38,6 @@ def dbs(new_db):
     """One fresh database per service, named the way the environment variables name them."""
     return databases(new_db)
 
-
-def one_error_line(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    assert_no_crash(result)
-    return lines[0]
 
 
 def test_migrate_status_rollback_round_trip(cli, project, dbs):

@@ -8,7 +8,7 @@ import time
 
 import psycopg
 import pytest
-from conftest import PASSWORD, PASSWORD_ROLE, connect
+from conftest import PASSWORD, PASSWORD_ROLE, add_migration, connect
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -62,17 +62,11 @@ def service(project):
     return project / "schemas" / "identity"
 
 
-def add(folder, name, up, down):
-    number = len(list(folder.glob("*.down.sql"))) + 1
-    (folder / f"{number:03d}_{name}.sql").write_text(up)
-    (folder / f"{number:03d}_{name}.down.sql").write_text(down)
-
-
 def test_failed_concurrent_index_is_reported(cli, service, db):
     env = {"IDENTITY_DATABASE_URL": db}
-    add(service, "add_unique_name_index",
-        "-- transactional: false\nCREATE UNIQUE INDEX CONCURRENTLY idx_users_name ON users (name);\n",
-        "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_users_name;\n")
+    add_migration(service, "add_unique_name_index",
+                  "-- transactional: false\nCREATE UNIQUE INDEX CONCURRENTLY idx_users_name ON users (name);\n",
+                  "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_users_name;\n")
     tree = load_tree(service)
     assert not tree[-1].transactional("up")
     with connect(db) as conn:
@@ -98,9 +92,10 @@ def test_failed_concurrent_index_is_reported(cli, service, db):
 def test_a_rerun_rebuilds_the_invalid_index_of_a_failed_concurrent_build(cli, service, db):
     """IF NOT EXISTS would pass over the invalid index a failed or killed build left: dbtool rebuilds it."""
     env = {"IDENTITY_DATABASE_URL": db}
-    add(service, "add_unique_name_index",
-        "-- transactional: false\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idx_users_name ON users (name);\n",
-        "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_users_name;\n")
+    add_migration(service, "add_unique_name_index",
+                  "-- transactional: false\n"
+                  "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS idx_users_name ON users (name);\n",
+                  "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_users_name;\n")
     tree = load_tree(service)
     with connect(db) as conn:
         migrate_connection(conn, tree[:-1])
@@ -165,8 +160,8 @@ def test_migrations_applied_by_plain_yoyo_are_unknown_until_repaired(service, db
 def test_rollback_force_drops_rows_the_guard_protects(cli, service, db):
     env = {"IDENTITY_DATABASE_URL": db}
     schemas = service.parent
-    add(service, "add_user_nickname", "ALTER TABLE users ADD COLUMN nickname TEXT;",
-        "ALTER TABLE users DROP COLUMN nickname;")
+    add_migration(service, "add_user_nickname", "ALTER TABLE users ADD COLUMN nickname TEXT;",
+                  "ALTER TABLE users DROP COLUMN nickname;")
     assert cli("migrate", "identity", "--schemas-dir", schemas, env=env).exit_code == 0
     with connect(db) as conn:
         conn.execute("INSERT INTO users (email, password_hash, role, name) VALUES ('n@x.io', 'h', 'student', 'N')")

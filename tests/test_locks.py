@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from conftest import connect
+from conftest import add_migration, connect
 
 from dbtool.migrate.locks import LockPolicy, file_policy, parse_duration
 from dbtool.migrate.runner import migrate_connection
@@ -17,12 +17,6 @@ from dbtool.migrate.tree import load_tree
 @pytest.fixture
 def service(project):
     return project / "schemas" / "identity"
-
-
-def add(folder, name, up, down):
-    number = len(list(folder.glob("*.down.sql"))) + 1
-    (folder / f"{number:03d}_{name}.sql").write_text(up)
-    (folder / f"{number:03d}_{name}.down.sql").write_text(down)
 
 
 def columns(conn, table):
@@ -62,8 +56,8 @@ def test_bad_options_are_one_line_and_exit_2(cli, service, server, new_db, args,
 
 
 def test_a_bad_directive_fails_validate_before_any_database(cli, service, db):
-    add(service, "add_users_notes", "-- lock-timeout: quick\nALTER TABLE users ADD COLUMN notes text;\n",
-        "ALTER TABLE users DROP COLUMN notes;\n")
+    add_migration(service, "add_users_notes", "-- lock-timeout: quick\nALTER TABLE users ADD COLUMN notes text;\n",
+                  "ALTER TABLE users DROP COLUMN notes;\n")
     result = cli("migrate", "identity", "--schemas-dir", service.parent, env={"IDENTITY_DATABASE_URL": db})
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert "_add_users_notes.sql: -- lock-timeout: 'quick' is not a duration" in result.stderr
@@ -97,24 +91,26 @@ def _prepared(service, db):
                             " ('a@x.io', 'h', 'student', 'A') RETURNING id").fetchone()[0]
 
 
-def _migrate_behind_a_report(cli, service, db, timeout, age, hold):
-    """Migrate while a 'nightly report' holds ACCESS SHARE on users: it began `age` seconds before
-    the run and ends `hold` seconds into it. A writer updates users by primary key throughout."""
-    row_id = _prepared(service, db)
-    add(service, "add_users_notes", "ALTER TABLE users ADD COLUMN notes text;\n",
-        "ALTER TABLE users DROP COLUMN notes;\n")
+def _migrate_behind_a_report(cli, service, db, timeout, age, hold, migrator=None):
+    """Migrate while a 'nightly report' (a superuser's) holds ACCESS SHARE on users: it began `age`
+    seconds before the run and ends `hold` seconds into it. A writer updates users by primary key
+    throughout. `migrator`: the conninfo that migrates and writes, if not the superuser's `db`."""
+    migrator = migrator or db
+    row_id = _prepared(service, migrator)
+    add_migration(service, "add_users_notes", "ALTER TABLE users ADD COLUMN notes text;\n",
+                  "ALTER TABLE users DROP COLUMN notes;\n")
     blocker = connect(db)
     pid = blocker.info.backend_pid
     blocker.execute("SELECT set_config('application_name', 'nightly report', false)")
     blocker.execute("BEGIN")
     blocker.execute("SELECT count(*) FROM users")  # ACCESS SHARE until the transaction ends
-    writer = Writer(db, row_id)
+    writer = Writer(migrator, row_id)
     writer.start()
     time.sleep(age)
     outcome = {}
     run = threading.Thread(target=lambda: outcome.update(result=cli(
         "migrate", "identity", "--schemas-dir", service.parent, "--ddl-lock-timeout", timeout,
-        "--ddl-retries", "30", env={"IDENTITY_DATABASE_URL": db})))
+        "--ddl-retries", "30", env={"IDENTITY_DATABASE_URL": migrator})))
     run.start()
     seen_as = set()
     with connect(db) as watch:
@@ -165,9 +161,9 @@ def test_an_old_blocker_is_never_queued_behind_so_writers_never_stall(cli, servi
 
 def test_attempts_run_out_exit_3_keeping_the_earlier_migrations(cli, service, db):
     _prepared(service, db)
-    add(service, "create_notes_table", "CREATE TABLE notes (id uuid PRIMARY KEY);\n", "DROP TABLE notes;\n")
-    add(service, "add_users_notes", "ALTER TABLE users ADD COLUMN notes text;\n",
-        "ALTER TABLE users DROP COLUMN notes;\n")
+    add_migration(service, "create_notes_table", "CREATE TABLE notes (id uuid PRIMARY KEY);\n", "DROP TABLE notes;\n")
+    add_migration(service, "add_users_notes", "ALTER TABLE users ADD COLUMN notes text;\n",
+                  "ALTER TABLE users DROP COLUMN notes;\n")
     with connect(db) as blocker:
         blocker.execute("BEGIN")
         blocker.execute("SELECT count(*) FROM users")
@@ -194,8 +190,9 @@ def test_attempts_run_out_exit_3_keeping_the_earlier_migrations(cli, service, db
 
 def test_a_file_directive_bounds_its_own_wait(cli, service, db):
     _prepared(service, db)
-    add(service, "add_users_notes", "-- lock-timeout: 50ms\n-- retries: 0\nALTER TABLE users ADD COLUMN notes text;\n",
-        "ALTER TABLE users DROP COLUMN notes;\n")
+    add_migration(service, "add_users_notes",
+                  "-- lock-timeout: 50ms\n-- retries: 0\nALTER TABLE users ADD COLUMN notes text;\n",
+                  "ALTER TABLE users DROP COLUMN notes;\n")
     with connect(db) as blocker:
         blocker.execute("BEGIN")
         blocker.execute("SELECT count(*) FROM users")
@@ -208,9 +205,9 @@ def test_a_file_directive_bounds_its_own_wait(cli, service, db):
 
 def test_a_concurrent_build_waiting_for_a_writer_is_retried(cli, service, db):
     row_id = _prepared(service, db)
-    add(service, "add_users_name_index",
-        "-- transactional: false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_users_name ON users (name);\n",
-        "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_users_name;\n")
+    add_migration(service, "add_users_name_index",
+                  "-- transactional: false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_users_name ON users (name);\n",
+                  "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_users_name;\n")
     blocker = connect(db)
     pid = blocker.info.backend_pid
     blocker.execute("BEGIN")
@@ -235,9 +232,9 @@ def test_a_concurrent_build_waiting_for_a_writer_is_retried(cli, service, db):
 def test_a_long_wait_is_reported_while_it_lasts(cli, service, db):
     """With no lock timeout a concurrent build waits for an old transaction; dbtool says on what."""
     row_id = _prepared(service, db)
-    add(service, "add_users_name_index",
-        "-- transactional: false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_users_name ON users (name);\n",
-        "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_users_name;\n")
+    add_migration(service, "add_users_name_index",
+                  "-- transactional: false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_users_name ON users (name);\n",
+                  "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_users_name;\n")
     blocker = connect(db)
     pid = blocker.info.backend_pid
     blocker.execute("BEGIN")
@@ -287,8 +284,8 @@ def test_the_locks_a_statement_asks_for_are_read_from_its_parse(statement, wante
 def test_a_long_reader_does_not_hold_back_a_build_it_does_not_conflict_with(cli, service, db):
     # A plain CREATE INDEX asks for SHARE, which ACCESS SHARE does not block: no waiting for the report.
     _prepared(service, db)
-    add(service, "add_users_name_index", "CREATE INDEX idx_users_name ON users (name);\n",
-        "DROP INDEX idx_users_name;\n")
+    add_migration(service, "add_users_name_index", "CREATE INDEX idx_users_name ON users (name);\n",
+                  "DROP INDEX idx_users_name;\n")
     with connect(db) as blocker:
         blocker.execute("BEGIN")
         blocker.execute("SELECT count(*) FROM users")
@@ -335,33 +332,13 @@ def test_a_migrator_that_cannot_see_other_sessions_stops_queueing_after_one_time
         admin.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(sql.Identifier(role)))
     migrator = make_conninfo(db, user=role)
     try:
-        row_id = _prepared(service, migrator)  # the tables are the migrator's own
         with connect(migrator) as conn:
             seen = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE xact_start IS NOT NULL"
                                 " AND usename <> current_user").fetchone()[0]
         assert seen == 0  # it really is blind to the others
-        add(service, "add_users_notes", "ALTER TABLE users ADD COLUMN notes text;\n",
-            "ALTER TABLE users DROP COLUMN notes;\n")
-        blocker = connect(db)  # a superuser's report
-        pid = blocker.info.backend_pid
-        blocker.execute("BEGIN")
-        blocker.execute("SELECT count(*) FROM users")
-        time.sleep(0.5)  # old already, but the migrator cannot tell
-        writer = Writer(migrator, row_id)
-        writer.start()
-        outcome = {}
-        run = threading.Thread(target=lambda: outcome.update(result=cli(
-            "migrate", "identity", "--schemas-dir", service.parent, "--ddl-lock-timeout", "300ms",
-            "--ddl-retries", "30", env={"IDENTITY_DATABASE_URL": migrator})))
-        run.start()
-        time.sleep(2.0)
-        blocker.execute("ROLLBACK")
-        run.join(30)
-        writer.done.set()
-        writer.join()
-        blocker.close()
-        result = outcome["result"]
-        assert result.exit_code == 0, result.stderr
+        # The report has been open 0.5 s, old already, but the migrator cannot tell.
+        result, pid, writer, _ = _migrate_behind_a_report(cli, service, db, "300ms", age=0.5, hold=2.0,
+                                                          migrator=migrator)
         lines = [x for x in result.stdout.splitlines() if "retry " in x]
         assert "lock timeout after 300ms" in lines[0] and f"pid {pid}" in lines[0], lines
         assert len(lines) >= 2 and all(f"not queuing behind users held by pid {pid} (a session this role may"

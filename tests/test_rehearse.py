@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SERVER, connect
+from conftest import SERVER, add_migration, connect
 
 from dbtool.migrate.runner import migrate_connection
 from dbtool.migrate.state import read_state
@@ -14,12 +14,6 @@ from dbtool.migrate.tree import load_tree
 
 # The course migrations the project ships: the rehearsed ones come after them.
 SHIPPED = len(list((Path(__file__).resolve().parent.parent / "schemas" / "course").glob("0*.down.sql")))
-
-
-def add(folder, name, up, down):
-    number = len(list(folder.glob("*.down.sql"))) + 1
-    (folder / f"{number:03d}_{name}.sql").write_text(up)
-    (folder / f"{number:03d}_{name}.down.sql").write_text(down)
 
 
 def scratch_databases() -> set[str]:
@@ -32,22 +26,23 @@ def course(project):
     folder = project / "schemas" / "course"
     # A plain build that holds its SHARE lock as long as a big table's build would (the sleep stands
     # for the build time a small table does not take), and the same as a concurrent build.
-    add(folder, "add_courses_duration_index",
-        "CREATE INDEX idx_courses_duration ON courses (duration_minutes);\nSELECT pg_sleep(1.0);\n",
-        "DROP INDEX idx_courses_duration;\n")
+    add_migration(folder, "add_courses_duration_index",
+                  "CREATE INDEX idx_courses_duration ON courses (duration_minutes);\nSELECT pg_sleep(1.0);\n",
+                  "DROP INDEX idx_courses_duration;\n")
     # Its build reads each row through a function that takes 2 ms, so the build itself holds its SHARE
     # UPDATE EXCLUSIVE lock long enough for the 10 ms lock sampler to see it every time.
-    add(folder, "add_courses_instructor_name_index",
-        "-- transactional: false\nCREATE OR REPLACE FUNCTION slow_name(name text) RETURNS text IMMUTABLE"
-        " LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.002); RETURN name; END $$;\n"
-        "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_courses_instructor_name ON courses (slow_name(instructor_name));\n"
-        "SELECT pg_sleep(1.0);\n",
-        "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_courses_instructor_name;\n"
-        "DROP FUNCTION IF EXISTS slow_name(text);\n")
-    add(folder, "add_courses_token", "ALTER TABLE courses ADD COLUMN token uuid DEFAULT gen_random_uuid();\n",
-        "ALTER TABLE courses DROP COLUMN token;\n")
-    add(folder, "add_courses_notes", "ALTER TABLE courses ADD COLUMN notes text;\n",
-        "ALTER TABLE courses DROP COLUMN notes;\n")
+    add_migration(folder, "add_courses_instructor_name_index",
+                  "-- transactional: false\nCREATE OR REPLACE FUNCTION slow_name(name text) RETURNS text IMMUTABLE"
+                  " LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.002); RETURN name; END $$;\n"
+                  "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_courses_instructor_name"
+                  " ON courses (slow_name(instructor_name));\n"
+                  "SELECT pg_sleep(1.0);\n",
+                  "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_courses_instructor_name;\n"
+                  "DROP FUNCTION IF EXISTS slow_name(text);\n")
+    add_migration(folder, "add_courses_token", "ALTER TABLE courses ADD COLUMN token uuid DEFAULT gen_random_uuid();\n",
+                  "ALTER TABLE courses DROP COLUMN token;\n")
+    add_migration(folder, "add_courses_notes", "ALTER TABLE courses ADD COLUMN notes text;\n",
+                  "ALTER TABLE courses DROP COLUMN notes;\n")
     return folder
 
 

@@ -8,7 +8,7 @@ import secrets
 from pathlib import Path
 
 import pytest
-from conftest import SCHEMAS, assert_no_crash, connect
+from conftest import SCHEMAS, connect, one_error_line
 from fleet import SERVICES
 from psycopg import sql
 
@@ -31,14 +31,6 @@ def no_outside_settings(monkeypatch):
 def scratch_databases(server) -> list[str]:
     with connect(server.admin) as conn:
         return [r[0] for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE '%\\_scratch\\_%'")]
-
-
-def one_error_line(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    assert_no_crash(result)
-    return lines[0]
 
 
 def verify(cli, project: Path, server, *args: str, env: dict[str, str] | None = None):
