@@ -6,21 +6,10 @@ import json
 
 import pytest
 from conftest import assert_no_crash, connect
+from test_audit import audit, run  # the audit tests' helpers: statements with flushed stats
 
-from dbtool.inspect.audit import QUERIES, AuditReport, audit_connection
+from dbtool.inspect.audit import QUERIES, AuditReport
 from dbtool.inspect.health import REPLICA_QUERIES, expected_pages, replica_scans
-
-
-def run(conninfo: str, *statements: str) -> None:
-    with connect(conninfo) as conn:
-        for statement in statements:
-            conn.execute(statement)
-        conn.execute("SELECT pg_stat_force_next_flush()")
-
-
-def audit(conninfo: str, **options) -> AuditReport:
-    with connect(conninfo) as conn:
-        return audit_connection(conn, **options)
 
 
 def kinds(report: AuditReport) -> dict[str, str]:
