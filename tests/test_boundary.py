@@ -357,3 +357,82 @@ def test_a_role_without_rights_gets_one_line_naming_the_privilege(cli, project, 
     line = one_line(result)
     assert "permission denied" in line or "not allowed" in line, line
     assert "GRANT " in line or "owner" in line, line
+
+
+@pytest.mark.parametrize("up, needle", [
+    # No position from the server: the count of statements that completed names the one that failed.
+    ("CREATE TABLE a_items (id int);\nINSERT INTO a_items VALUES (-1);\n\nALTER TABLE a_items\n"
+     "  ADD CONSTRAINT a_items_positive CHECK (id > 0);\n", "001_make_items.sql:4: check constraint"),
+    ("-- statement-timeout: 200ms\nCREATE TABLE a_items (id int);\nSELECT pg_sleep(5);\n",
+     "001_make_items.sql:3: canceling statement due to statement timeout"),
+    # A position, in the whole file the server was sent.
+    ("CREATE TABLE a_items (id int);\n/* a; comment */\nCREATE TABLE b_items (\n  id nosuchtype);\n",
+     "001_make_items.sql:4: type \"nosuchtype\" does not exist"),
+])
+def test_a_file_sent_whole_still_names_the_line_of_the_statement_that_failed(cli, project, db, up, needle):
+    schemas = service(project, up)
+    result = cli("migrate", "svc", "--schemas-dir", schemas, env={"SVC_DATABASE_URL": db})
+    assert result.exit_code == 2, result.output
+    assert_no_crash(result)
+    line = one_line(result)
+    assert needle in line and "nothing of this migration was applied" in line, line
+    assert tables(db) == set()
+
+
+def test_a_transactional_file_goes_in_one_message_and_a_lone_statement_as_it_is():
+    from dbtool.migrate.tree import Migration
+
+    def migration(up: str) -> Migration:
+        return Migration("svc", 1, "x", Path("001_x.sql"), Path("001_x.down.sql"), up.encode(), b"SELECT 1;")
+
+    text = "-- a head\nCREATE TABLE a (id int);\nCREATE TABLE b (id int);\n"
+    assert migration(text).batches() == [Statement(text, 0)]
+    lone = "-- transactional: false\n-- why\n\nCREATE INDEX CONCURRENTLY i ON a (id);\n-- after\n"
+    assert migration(lone).batches() == [Statement("CREATE INDEX CONCURRENTLY i ON a (id);\n-- after\n", 4)]
+    two = "-- transactional: false\nDROP INDEX CONCURRENTLY i;\nDROP INDEX CONCURRENTLY j;\n"
+    assert [st.line for st in migration(two).batches()] == [2, 3]
+    ends = "CREATE TABLE a (id int);\nCOMMIT;\n"
+    assert [st.line for st in migration(ends).batches()] == [1, 2]  # split, so the guard can name line 2
+
+
+def yoyo_schema(conninfo: str) -> tuple[list, list]:
+    with connect(conninfo) as conn:
+        columns = conn.execute(
+            """SELECT table_name, column_name, data_type, character_maximum_length, is_nullable
+               FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, ordinal_position"""
+        ).fetchall()
+        keys = conn.execute(
+            """SELECT conrelid::regclass::text, contype, pg_get_constraintdef(oid) FROM pg_constraint
+               WHERE connamespace = 'public'::regnamespace ORDER BY 1, 3"""
+        ).fetchall()
+        versions = conn.execute("SELECT version FROM _yoyo_version").fetchall()
+    return columns + versions, keys
+
+
+def test_a_fresh_database_gets_the_tables_yoyo_itself_would_make(new_db):
+    from dbtool.migrate.tracking import Tracking, tracking
+
+    ours, theirs = new_db(), new_db()
+    with connect(ours) as conn:
+        tracking(conn)
+    with connect(theirs) as conn:  # yoyo's own path: its lock row, v1, then the upgrade to v2
+        backend = Tracking(conn)
+        backend.create_lock_table()
+        backend.ensure_internal_schema_updated()
+        tracking(conn)  # adds only dbtool's checksum table
+    assert yoyo_schema(ours) == yoyo_schema(theirs)
+    with connect(ours) as conn:
+        from yoyo import internalmigrations
+
+        assert not internalmigrations.needs_upgrading(Tracking(conn))
+
+
+def test_tables_of_an_older_yoyo_are_upgraded_by_yoyo_keeping_what_was_applied(db):
+    from dbtool.migrate.tracking import tracking
+
+    with connect(db) as conn:  # yoyo before 6.0: one table of ids
+        conn.execute("CREATE TABLE _yoyo_migration (id VARCHAR(191) NOT NULL PRIMARY KEY, ctime TIMESTAMP)")
+        conn.execute("INSERT INTO _yoyo_migration VALUES ('001_old', now())")
+        tracking(conn)
+        assert conn.execute("SELECT max(version) FROM _yoyo_version").fetchone()[0] == 2
+        assert conn.execute("SELECT migration_id FROM _yoyo_migration").fetchall() == [("001_old",)]

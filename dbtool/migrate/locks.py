@@ -103,11 +103,15 @@ def file_policy(text: str, path: object, base: LockPolicy) -> LockPolicy:
     return policy
 
 
-def set_timeouts(conn: psycopg.Connection, policy: LockPolicy, local: bool) -> None:
+def timeouts_sql(policy: LockPolicy, local: bool) -> str:
     scope = "LOCAL " if local else ""
+    return (f"SET {scope}lock_timeout = '{round(policy.lock_timeout * 1000)}ms';"
+            f" SET {scope}statement_timeout = '{round(policy.statement_timeout * 1000)}ms'")
+
+
+def set_timeouts(conn: psycopg.Connection, policy: LockPolicy, local: bool) -> None:
     # One round trip: without parameters psycopg sends both as one simple query.
-    conn.execute(f"SET {scope}lock_timeout = '{round(policy.lock_timeout * 1000)}ms';"
-                 f" SET {scope}statement_timeout = '{round(policy.statement_timeout * 1000)}ms'")
+    conn.execute(timeouts_sql(policy, local))
 
 
 # ---------------------------------------------------------------- who blocks whom

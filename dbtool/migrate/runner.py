@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import psycopg
 from psycopg import sql
-from psycopg.pq import TransactionStatus
+from psycopg.pq import ExecStatus, TransactionStatus
 
 from .. import signals
 from ..errors import BadInput, DatabaseUnavailable, DbtoolError, Refused
@@ -24,6 +25,7 @@ from .locks import (
     file_policy,
     is_lock_timeout,
     set_timeouts,
+    timeouts_sql,
     watching,
     with_retries,
 )
@@ -37,30 +39,48 @@ from .state import (
     read_state,
     refuse_drift,
 )
-from .tree import Migration, Statement, transaction_control
+from .tree import Migration, Statement, running_after, transaction_control
 
 if TYPE_CHECKING:  # yoyo loads only when something is to be applied or rolled back
     from .tracking import Tracking
 
 
+class _Counted(psycopg.Cursor):
+    """A cursor that keeps how many statements of its message completed before one failed. An error
+    in a file sent whole often has no position (a missing privilege, a row a new constraint rejects,
+    a cancel); the count still names the statement. Should psycopg stop calling this hook, the
+    count stays 0 and such errors name the file without a line."""
+
+    completed = 0
+
+    def _check_results(self, results: list) -> None:  # psycopg's check of every result of a message
+        self.completed = next((i for i, r in enumerate(results) if r.status == ExecStatus.FATAL_ERROR),
+                              len(results))
+        super()._check_results(results)
+
+
 def _run(conn: psycopg.Connection, path: Path, statements: list[Statement], transactional: bool) -> None:
     for n, st in enumerate(statements):
         if signals.received():
-            raise Interrupted(f"{path}:{st.line}: interrupted by {signals.name()} before this statement;"
+            raise Interrupted(f"{_at(path, st.line)}: interrupted by {signals.name()} before"
+                              f" {'this statement' if st.line else 'it started'};"
                               f" {_left(transactional, n)}; run the command again to finish")
+        cursor = _Counted(conn)
         try:
-            conn.execute(st.sql.encode("utf-8"))
+            cursor.execute(st.sql.encode("utf-8"))
             if transactional and conn.info.transaction_status == TransactionStatus.IDLE:
                 _ended_transaction(path, statements, n)
         except psycopg.Error as exc:
             if is_lock_timeout(exc):
                 raise  # the caller retries it (locks.with_retries)
-            line = st.line
+            failed = st if st.line else (running_after(st.sql, cursor.completed) or st)
+            line = failed.line
             pos = getattr(exc.diag, "statement_position", None)
-            if pos:
-                line += st.sql[: int(pos) - 1].count("\n")
+            if pos:  # the server's position is in the text sent: this statement, or the whole file
+                line = max(st.line, 1) + st.sql[: int(pos) - 1].count("\n")
+            where = _at(path, line)
             message = (exc.diag.message_primary or str(exc)).strip()
-            rolling_back = str(path).endswith(".down.sql")
+            rolling_back = path.name.endswith(".down.sql")
             if transactional and rolling_back:
                 state = "nothing of this rollback took effect; the migration stays applied"
             elif transactional:
@@ -68,15 +88,20 @@ def _run(conn: psycopg.Connection, path: Path, statements: list[Statement], tran
             else:
                 state = "statements before this one were committed (non-transactional migration)"
             if signals.received():
-                raise Interrupted(f"{path}:{line}: interrupted by {signals.name()}; the running statement was"
+                raise Interrupted(f"{where}: interrupted by {signals.name()}; the running statement was"
                                   f" cancelled; {_left(transactional, n)}; run the command again to finish") from None
             if _server_gone(exc):
-                raise DatabaseUnavailable(f"{path}:{line}: the server ended the connection while this statement"
+                raise DatabaseUnavailable(f"{where}: the server ended the connection while this statement"
                                           f" ran ({message}); {state}; run again once it is back") from None
             if exc.sqlstate == "42501":  # not the statement's fault: the role lacks a privilege
-                what = explain(message, privilege_of(st.sql), conn.info.user)
-                raise DatabaseUnavailable(f"{path}:{line}: {what}; {state}") from None
-            raise BadInput(f"{path}:{line}: {message}; {state}; fix the statement and run again") from None
+                what = explain(message, privilege_of(failed.sql), conn.info.user)
+                raise DatabaseUnavailable(f"{where}: {what}; {state}") from None
+            raise BadInput(f"{where}: {message}; {state}; fix the statement and run again") from None
+
+
+def _at(path: Path, line: int) -> str:
+    """path:line, or the path alone when the line is not known (line 0: a file sent whole)."""
+    return f"{path}:{line}" if line else str(path)
 
 
 def _left(transactional: bool, n: int) -> str:
@@ -128,7 +153,7 @@ def _step(backend: Tracking, m: Migration, direction: str, bookkeeping: Callable
     if watch is None:
         with watching(backend.connection, on_retry) as watch:
             return _step(backend, m, direction, bookkeeping, policy, on_retry, watch)
-    path, statements = m.path(direction), m.statements(direction)
+    path = m.path(direction)
     policy = file_policy(m.text(direction), path, policy or LockPolicy())
     conn = backend.connection
     verb = "migrate" if direction == "up" else "rollback"
@@ -138,13 +163,16 @@ def _step(backend: Tracking, m: Migration, direction: str, bookkeeping: Callable
     # set_config(..., false)), and dbtool's bookkeeping and the next migration need the one it had.
     search_path = conn.execute("SELECT current_setting('search_path'), set_config('application_name', %s, false)",
                                (f"dbtool {verb} {m.service} {m.version:03d}",)).fetchone()[0]
+    changed = True  # unless the step shows otherwise, put the search_path back
     try:
         if m.transactional(direction):
-            _step_in_transaction(backend, m, path, statements, bookkeeping, search_path, policy, watch, on_retry)
+            changed = _step_in_transaction(backend, m, path, m.batches(direction), bookkeeping, search_path,
+                                           policy, watch, on_retry)
         else:
             _step_outside_transaction(backend, m, direction, bookkeeping, policy, watch, on_retry, search_path)
+            changed = False
     finally:
-        if not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
+        if changed and not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
             try:
                 conn.execute("SELECT set_config('search_path', %s, false)", (search_path,))
             except psycopg.Error:
@@ -153,21 +181,27 @@ def _step(backend: Tracking, m: Migration, direction: str, bookkeeping: Callable
 
 def _step_in_transaction(backend: Tracking, m: Migration, path: Path, statements: list[Statement],
                          bookkeeping: Callable[[Tracking, Migration], None], search_path: str,
-                         policy: LockPolicy, watch: Watcher, on_retry: OnRetry | None) -> None:
+                         policy: LockPolicy, watch: Watcher, on_retry: OnRetry | None) -> bool:
+    """One transaction for the migration and its record, in three round trips: BEGIN with the
+    timeouts, the file (whole when it can be), the record with COMMIT. Whether the migration changed
+    the session's search_path (then the caller puts it back)."""
     conn = backend.connection
     failed: list[DbtoolError] = []  # what _run raised: the ROLLBACK on the way out may fail too
+    changed = [True]
 
     def attempt() -> None:
         failed.clear()
-        with backend.transaction():
-            set_timeouts(conn, policy, local=True)
+        conn.execute("BEGIN; " + timeouts_sql(policy, local=True))
+        try:
             try:
                 _run(conn, path, statements, True)
             except DbtoolError as exc:
                 failed.append(exc)
                 raise
-            conn.execute("SELECT set_config('search_path', %s, true)", (search_path,))
-            bookkeeping(backend, m)
+            changed[0] = _record(backend, m, bookkeeping, search_path, begin=False)
+        except BaseException:
+            _roll_back(conn)
+            raise
 
     try:
         look = Look(conn, "\n;\n".join(st.sql for st in statements), policy)
@@ -183,6 +217,34 @@ def _step_in_transaction(backend: Tracking, m: Migration, path: Path, statements
             raise BadInput(f"{path}: refused at COMMIT: {message} (a deferred constraint); nothing of"
                            " this migration was applied; fix the migration and run again") from None
         raise
+    return changed[0]
+
+
+def _record(backend: Tracking, m: Migration, bookkeeping: Callable[[Tracking, Migration], None],
+            search_path: str, begin: bool) -> bool:
+    """yoyo's rows and dbtool's checksum under the search_path the run started with, then COMMIT:
+    one round trip in pipeline mode. Whether the session's search_path differs from that one."""
+    conn = backend.connection
+    try:
+        with conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext():
+            if begin:
+                conn.execute("BEGIN")
+            now = conn.execute("SELECT current_setting('search_path')")
+            conn.execute("SELECT set_config('search_path', %s, true)", (search_path,))
+            bookkeeping(backend, m)
+            conn.execute("COMMIT")
+    except BaseException:
+        _roll_back(conn)
+        raise
+    return now.fetchone()[0] != search_path
+
+
+def _roll_back(conn: psycopg.Connection) -> None:
+    if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
+        try:
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass  # the connection is going, and its transaction with it
 
 
 def _step_outside_transaction(backend: Tracking, m: Migration, direction: str,
@@ -200,7 +262,7 @@ def _step_outside_transaction(backend: Tracking, m: Migration, direction: str,
 
     set_timeouts(conn, policy, local=False)
     try:
-        for st in m.statements(direction):
+        for st in m.batches(direction):
             def attempt(st: Statement = st) -> None:
                 drop_invalid()  # also what a build cut short by its lock timeout left
                 _run(conn, path, [st], False)
@@ -210,15 +272,13 @@ def _step_outside_transaction(backend: Tracking, m: Migration, direction: str,
                          " the migration was not recorded", look=Look(conn, st.sql, policy))
     finally:
         if not conn.closed:
-            conn.execute("RESET lock_timeout")
-            conn.execute("RESET statement_timeout")
+            conn.execute("RESET lock_timeout; RESET statement_timeout")
     left = _invalid_indexes_named(conn, text)
     if left:
         raise BadInput(f"{path}: index {left[0]} is invalid after this migration; drop it with DROP INDEX"
                        " CONCURRENTLY and run again; the migration was not recorded")
     conn.execute("SELECT set_config('search_path', %s, false)", (search_path,))
-    with backend.transaction():
-        bookkeeping(backend, m)
+    _record(backend, m, bookkeeping, search_path, begin=True)
 
 
 def _invalid_indexes_named(conn: psycopg.Connection, text: str) -> list[str]:

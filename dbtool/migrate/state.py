@@ -71,7 +71,7 @@ class State:
         return "unknown" if self.applied[m.id].up_checksum is None else "applied"
 
 
-def _tables(conn: psycopg.Connection) -> set[str]:
+def tables_of(conn: psycopg.Connection) -> set[str]:
     rows = conn.execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename = ANY(%s)",
         (list(TRACKING_TABLES),),
@@ -80,7 +80,7 @@ def _tables(conn: psycopg.Connection) -> set[str]:
 
 
 def read_state(conn: psycopg.Connection, migrations: list[Migration]) -> State:
-    tables = _tables(conn)
+    tables = tables_of(conn)
     applied: dict[str, Applied] = {}
     if "_yoyo_migration" in tables:
         if CHECKSUM_TABLE in tables:

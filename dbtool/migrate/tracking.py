@@ -13,8 +13,17 @@ from yoyo.connections import DatabaseURI
 
 from ..errors import DatabaseUnavailable
 from ..roles.denied import explain
-from .state import CHECKSUM_TABLE
+from .state import CHECKSUM_TABLE, tables_of
 from .tree import Migration
+
+# yoyo's tables at the schema version yoyo 9 writes (its internalmigrations.v2).
+YOYO_TABLES = {"_yoyo_migration", "_yoyo_log", "_yoyo_version"}
+YOYO_SCHEMA_VERSION = 2
+_CREATE_CHECKSUM_TABLE = f"""CREATE TABLE IF NOT EXISTS {CHECKSUM_TABLE} (
+    migration_id TEXT PRIMARY KEY,
+    up_sha256 TEXT NOT NULL,
+    down_sha256 TEXT NOT NULL,
+    recorded_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
 
 # Two int4 keys for pg_advisory_lock: "dbtl" and "migr" in ASCII. Per database, by nature.
 LOCK_KEYS = (0x6462746C, 0x6D696772)
@@ -36,23 +45,59 @@ class Tracking(PostgresqlPsycopgBackend):
 
 
 def tracking(conn: psycopg.Connection) -> Tracking:
+    """yoyo's backend on `conn`, its tables and dbtool's checksum table made or brought up to date."""
     backend = Tracking(conn)
-    backend.create_lock_table()
-    # yoyo's lock is a row that outlives a killed process; we hold the advisory lock, so any row
-    # left there is stale and would only make yoyo's own schema upgrade wait and fail.
-    try:
-        conn.execute("DELETE FROM yoyo_lock")
-    except psycopg.errors.InsufficientPrivilege as exc:  # the one write here: name DELETE, not a guess
-        raise DatabaseUnavailable(explain(exc.diag.message_primary or "", "DELETE", conn.info.user)) from None
-    backend.ensure_internal_schema_updated()
-    conn.execute(
-        f"""CREATE TABLE IF NOT EXISTS {CHECKSUM_TABLE} (
-                migration_id TEXT PRIMARY KEY,
-                up_sha256 TEXT NOT NULL,
-                down_sha256 TEXT NOT NULL,
-                recorded_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
-    )
+    found = tables_of(conn)
+    with _denied(conn, "SELECT"):
+        current = YOYO_TABLES <= found and _yoyo_version(conn) == YOYO_SCHEMA_VERSION
+    if current and CHECKSUM_TABLE in found:
+        backend._internal_schema_updated = True  # what yoyo's own check would conclude
+        return backend
+    if not found & YOYO_TABLES:
+        with _denied(conn, "CREATE"):
+            _create_current(backend, found)
+        return backend
+    if not current:  # an older yoyo's tables: yoyo's own upgrade, under its lock row
+        with _denied(conn, "CREATE"):
+            backend.create_lock_table()
+        with _denied(conn, "DELETE"):
+            # yoyo's lock is a row that outlives a killed process; we hold the advisory lock, so any row
+            # left there is stale and would only make yoyo's own schema upgrade wait and fail.
+            conn.execute("DELETE FROM yoyo_lock")
+        backend.ensure_internal_schema_updated()
+    with _denied(conn, "CREATE"):
+        conn.execute(_CREATE_CHECKSUM_TABLE)
     return backend
+
+
+@contextmanager
+def _denied(conn: psycopg.Connection, privilege: str) -> Iterator[None]:
+    """A missing privilege on yoyo's tables is the role's problem, named with the privilege to grant."""
+    try:
+        yield
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise DatabaseUnavailable(explain(exc.diag.message_primary or "", privilege, conn.info.user)) from None
+
+
+def _create_current(backend: Tracking, found: set[str]) -> None:
+    """A database yoyo never touched gets its current tables directly, made by yoyo's own functions,
+    in one transaction: what yoyo's upgrade ends with (it creates the version 1 table, then drops and
+    re-creates it), without its five commits and its lock row (dbtool holds the advisory lock)."""
+    from yoyo.internalmigrations import mark_schema_version, v2
+
+    with backend.transaction():
+        if "yoyo_lock" not in found:
+            backend.execute(backend.format_sql(backend.create_lock_table_sql))
+        v2.create_migration_table(backend)
+        v2.create_log_table(backend)
+        v2.create_version_table(backend)
+        mark_schema_version(backend, YOYO_SCHEMA_VERSION)
+        backend.execute(_CREATE_CHECKSUM_TABLE)
+    backend._internal_schema_updated = True
+
+
+def _yoyo_version(conn: psycopg.Connection) -> int | None:
+    return conn.execute("SELECT max(version) FROM _yoyo_version").fetchone()[0]
 
 
 @contextmanager

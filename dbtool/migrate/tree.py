@@ -38,7 +38,7 @@ def sha256(data: bytes) -> str:
 @dataclass(frozen=True)
 class Statement:
     sql: str
-    line: int  # 1-based line of the statement's first character in its file
+    line: int  # 1-based line of the statement's first character in its file; 0: the whole file
 
 
 @dataclass(frozen=True)
@@ -75,16 +75,40 @@ class Migration:
         return bool(IRREVERSIBLE.search(self.text("down"))) and not self.statements("down")
 
     def transactional(self, direction: str = "up") -> bool:
-        return split_sql(self.text(direction))[0]
+        return _transactional(_leading_directives(self.text(direction))[0])
 
     def statements(self, direction: str = "up") -> list[Statement]:
         return split_sql(self.text(direction))[1]
+
+    def batches(self, direction: str = "up") -> list[Statement]:
+        """What the runner sends, one message each. A transactional file that cannot end its
+        transaction goes whole, as psql -1 would run it but in one round trip, parsed by the server
+        itself (line 0: the error's position in the file gives the line); a file of one statement
+        goes as it is; any other file is split."""
+        text = self.text(direction)
+        if not _has_sql(text):
+            return []
+        if self.transactional(direction):
+            if not may_control_transaction(text):
+                return [Statement(text, 0)]
+        elif sum(1 for piece in _code_only(text).split(";") if piece.strip()) == 1:
+            start = _LEADING_COMMENTS.match(text).end()  # a single statement: nothing to split
+            line_start = text.rfind("\n", 0, start) + 1
+            return [Statement(text[line_start:], text.count("\n", 0, start) + 1)]
+        return self.statements(direction)
 
     def text(self, direction: str = "up") -> str:
         return (self.up_bytes if direction == "up" else self.down_bytes).decode("utf-8")
 
     def path(self, direction: str) -> Path:
         return self.up if direction == "up" else self.down
+
+
+def running_after(text: str, completed: int) -> Statement | None:
+    """The statement of a file sent whole that failed once `completed` statements before it had
+    completed (the server answers each statement of a message in turn), or None if unknown."""
+    pieces = [st for st in split_sql(text)[1] if _code_only(st.sql).strip(" \t\r\n;")]
+    return pieces[completed] if 0 <= completed < len(pieces) else None
 
 
 @functools.lru_cache(maxsize=256)
@@ -106,8 +130,11 @@ def split_sql(text: str) -> tuple[bool, list[Statement]]:
         start = found if found >= 0 else pos
         statements.append(Statement(part, text.count("\n", 0, start) + 1))
         pos = start + len(part.strip())
-    transactional = directives.get("transactional", "true").strip().lower() != "false"
-    return transactional, statements
+    return _transactional(directives), statements
+
+
+def _transactional(directives: dict[str, str]) -> bool:
+    return directives.get("transactional", "true").strip().lower() != "false"
 
 
 _YOYO_DIRECTIVE = re.compile(r"^\s*--\s*(transactional|depends)\s*:\s*(.*)$")
