@@ -2,11 +2,13 @@
 
 psql runs each file with -1 (one transaction), except the files marked `-- transactional: false`.
 Both run as commands, in turn, in one run on one scratch embedded server; prints medians and the
-ratio. Usage: python benchmarks/migrate_vs_psql.py [RUNS]
+ratio. A third command only imports what any migrate on this stack must (psycopg, typer, yoyo's
+backend): the floor of the ratio on this machine, measured in the same run. Usage: python benchmarks/migrate_vs_psql.py [RUNS]
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 
 from _common import (
@@ -23,10 +25,12 @@ from _common import (
 
 from dbtool.migrate.tree import load_tree
 
+FLOOR = "import psycopg, typer, yoyo.backends.core.postgresql"
+
 
 def main(runs: int) -> None:
     trees = {s: load_tree(SCHEMAS / s) for s in SERVICES}
-    ours, reference = [], []
+    ours, reference, floor = [], [], []
     with scratch_server() as admin:
         for _ in range(runs):
             env = {f"{s.upper()}_DATABASE_URL": fresh_db(admin, f"b_{s}") for s in SERVICES}
@@ -39,9 +43,12 @@ def main(runs: int) -> None:
                         run(psql_file(m.up, targets[service], m.transactional("up")))
 
             reference.append(timed(psql_all))
+            floor.append(timed(lambda: run([sys.executable, "-c", FLOOR])))
     count = sum(len(t) for t in trees.values())
     report(f"migrate {count} migrations of {len(SERVICES)} services into fresh databases",
            ours, reference, "psql -f")
+    print(f"  the floor: '{FLOOR}' alone takes {statistics.median(floor) * 1000:.1f} ms,"
+          f" {statistics.median(floor) / statistics.median(reference):.2f} of psql's whole run")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ which also loads the identity users it points at) and takes the courses figure i
 generated and streamed with COPY per second. Then `psql \\copy` loads the very same rows, written
 beforehand to a file, into another freshly migrated course database, timed from the outside. The
 ratio is dbtool's rate over psql's, the median of several runs; 1.0 means as fast as psql.
+A third load scripts with psql what dbtool does (the pg_restore way: indexes dropped, \\copy,
+indexes built, VACUUM (ANALYZE)): dbtool's rate over that one shows how far it is from the
+physical limit of the server it runs on.
 
     python benchmarks/seed_copy.py [--scale 250] [--runs 5]
 
@@ -94,6 +97,28 @@ def psql_rate(conninfo: str, path: Path, columns: list[str], rows: int) -> float
     return rows / (time.perf_counter() - started)
 
 
+def restore_style(conninfo: str, path: Path, columns: list[str], rows: int, folder: Path) -> float:
+    """The physical limit, scripted with psql: what pg_restore does and dbtool seed does, by hand.
+    One transaction drops the secondary indexes, \\copy loads the rows, the indexes are built again;
+    then VACUUM (ANALYZE). Timed from the outside, as the other two."""
+    with psycopg.connect(conninfo) as conn:
+        indexes = conn.execute(
+            """SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i
+               JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'courses'::regclass
+               AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)""").fetchall()
+    script = folder / "restore_style.sql"
+    script.write_text("\n".join(
+        ["BEGIN;", "SET LOCAL maintenance_work_mem = '512MB';"]
+        + [f'DROP INDEX "{name}";' for name, _ in indexes]
+        + [f"\\copy courses ({', '.join(columns)}) FROM '{path}'"]
+        + [f"{definition};" for _, definition in indexes]
+        + ["COMMIT;", "VACUUM (ANALYZE) courses;", ""]))
+    started = time.perf_counter()
+    subprocess.run([psql_binary(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-f", str(script)],
+                   check=True, capture_output=True)
+    return rows / (time.perf_counter() - started)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=250, help="seed scale (200 courses per unit)")
@@ -106,7 +131,7 @@ def main() -> None:
     try:
         path, columns, rows = courses_file(args.scale, work)
         print(f"courses: {rows:,} rows at --scale {args.scale}; psql: {psql_binary()}")
-        ours, theirs, walls = [], [], []
+        ours, theirs, walls, limits = [], [], [], []
         for run in range(1, args.runs + 1):
             urls = fresh_databases(admin, made)
             loaded, rate, wall = dbtool_rate(urls, args.scale)
@@ -114,13 +139,18 @@ def main() -> None:
             assert loaded == rows, (loaded, rows)
             target = fresh_databases(admin, made)["COURSE_DATABASE_URL"]
             reference = psql_rate(target, path, columns, rows)
+            limit = restore_style(fresh_databases(admin, made)["COURSE_DATABASE_URL"], path, columns, rows, work)
             ours.append(rate)
             theirs.append(reference)
-            print(f"run {run}: dbtool seed {rate:>10,.0f} rows/s   psql \\copy {reference:>10,.0f} rows/s"
-                  f"   ratio {rate / reference:.2f}")
+            limits.append(limit)
+            print(f"run {run}: dbtool seed {rate:>8,.0f} rows/s   psql \\copy {reference:>8,.0f}   ratio"
+                  f" {rate / reference:.2f}   restore-style psql {limit:>8,.0f}   ratio {rate / limit:.2f}")
         mine, ref = statistics.median(ours), statistics.median(theirs)
         print(f"median of {args.runs}: dbtool seed {mine:,.0f} rows/s, psql \\copy {ref:,.0f} rows/s,"
               f" ratio {mine / ref:.2f}")
+        print(f"against the same load scripted the way pg_restore does it (indexes dropped, \\copy, indexes"
+              f" built, VACUUM (ANALYZE)): {statistics.median(limits):,.0f} rows/s, ratio"
+              f" {mine / statistics.median(limits):.2f}")
         print(f"the whole 'dbtool seed course --scale {args.scale}' command (identity's users, courses,"
               f" enrollments, ANALYZE): median {statistics.median(walls):.2f} s")
     finally:
