@@ -436,3 +436,14 @@ def test_tables_of_an_older_yoyo_are_upgraded_by_yoyo_keeping_what_was_applied(d
         tracking(conn)
         assert conn.execute("SELECT max(version) FROM _yoyo_version").fetchone()[0] == 2
         assert conn.execute("SELECT migration_id FROM _yoyo_migration").fetchall() == [("001_old",)]
+
+
+@pytest.mark.parametrize("text, line", [
+    ("CREATE TABLE t (id int);\ncopy t (id) from stdin;\n", 2), ("COPY (SELECT 1) TO STDOUT WITH CSV;", 1),
+    ("-- COPY t FROM STDIN;\nSELECT 'COPY t FROM STDIN';", None), ("COPY t FROM '/srv/rows.csv';", None),
+    ("CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$ COPY t FROM STDIN $$;", None),
+])
+def test_a_copy_through_psqls_stream_is_found_only_where_it_is_a_statement(text, line):
+    from dbtool.migrate.tree import _client_copy_line
+
+    assert _client_copy_line(text) == line

@@ -170,11 +170,27 @@ def _content_problem(path: Path, data: bytes, is_down: bool) -> str | None:
     if not _has_sql(text) and not (is_down and IRREVERSIBLE.search(text)):
         hint = " or mark it '-- dbtool: irreversible <reason>'" if is_down else ""
         return f"{path}: has no SQL statement; write the migration{hint}"
+    line = _client_copy_line(text)
+    if line:
+        return (f"{path}:{line}: COPY with STDIN or STDOUT streams rows through psql, and a migration has"
+                " no such stream; write the rows as INSERT statements, or load them with dbtool seed")
     from .locks import (
         directive_problem,  # a bad -- lock-timeout: fails validate, before any database
     )
 
     return directive_problem(text, path)
+
+
+_CLIENT_COPY = re.compile(r"^\s*COPY\b[^;]*?\b(?:FROM\s+STDIN|TO\s+STDOUT)\b", re.IGNORECASE)
+
+
+def _client_copy_line(text: str) -> int | None:
+    """The line of a COPY FROM STDIN or TO STDOUT statement (pg_dump's data sections are made of
+    them): the server would wait for rows that never come."""
+    if not any(_CLIENT_COPY.match(piece) for piece in _code_only(text).split(";")):
+        return None
+    found = re.search(r"^[ \t]*COPY\b[^;]*?\b(?:FROM\s+STDIN|TO\s+STDOUT)\b", text, re.IGNORECASE | re.MULTILINE)
+    return text.count("\n", 0, found.start()) + 1 if found else 1
 
 
 def load_tree(service_dir: Path) -> list[Migration]:
