@@ -444,6 +444,6 @@ def test_tables_of_an_older_yoyo_are_upgraded_by_yoyo_keeping_what_was_applied(d
     ("CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$ COPY t FROM STDIN $$;", None),
 ])
 def test_a_copy_through_psqls_stream_is_found_only_where_it_is_a_statement(text, line):
-    from dbtool.migrate.tree import _client_copy_line
+    from dbtool.migrate.tree import client_copy_line
 
-    assert _client_copy_line(text) == line
+    assert client_copy_line(text) == line

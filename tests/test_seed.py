@@ -193,6 +193,14 @@ def test_a_broken_seed_file_names_its_line_and_writes_nothing(cli, project, flee
     assert counts(dbs)["chat_sessions"] == 0 and counts(dbs)["users"] == 8  # identity had committed first
 
 
+def test_a_seed_file_that_copies_from_psqls_stream_is_refused_naming_its_line(cli, project, fleet):
+    dbs, env = fleet
+    path = project / "schemas" / "chat" / "seeds" / "002_dumped.sql"
+    path.write_text("-- from pg_dump\nCOPY public.chat_sessions (id, user_id) FROM stdin;\n")
+    assert_one_line(seed(cli, project, env, "chat"), 2, f"{path}:2: COPY with STDIN or STDOUT streams rows")
+    assert counts(dbs)["chat_sessions"] == 0
+
+
 def test_a_broken_synthetic_declaration_names_the_file_and_writes_nothing(cli, project, fleet):
     dbs, env = fleet
     path = project / "schemas" / "course" / "seeds" / "synthetic.toml"

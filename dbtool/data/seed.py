@@ -31,6 +31,7 @@ from .. import server
 from ..config import Settings, read_utf8, select_services
 from ..databases import migrated_conninfo
 from ..errors import BadInput, DatabaseUnavailable, Refused
+from ..migrate.tree import client_copy_line
 from ..roles.denied import explain
 from .bulkload import defer, rebuild
 from .references import referenced_services, service_settings
@@ -180,6 +181,10 @@ def _inserted(conn: psycopg.Connection) -> dict[str, int]:
 
 def _execute_file(conn: psycopg.Connection, path: Path) -> None:
     text = read_utf8(path)
+    line = client_copy_line(text)
+    if line:  # the server would wait for rows that never come
+        raise BadInput(f"{path}:{line}: COPY with STDIN or STDOUT streams rows through psql, and a seed file"
+                       " has no such stream; write the rows as INSERT ... ON CONFLICT DO NOTHING")
     try:
         conn.execute(text.encode())
     except psycopg.Error as exc:

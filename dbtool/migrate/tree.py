@@ -170,7 +170,7 @@ def _content_problem(path: Path, data: bytes, is_down: bool) -> str | None:
     if not _has_sql(text) and not (is_down and IRREVERSIBLE.search(text)):
         hint = " or mark it '-- dbtool: irreversible <reason>'" if is_down else ""
         return f"{path}: has no SQL statement; write the migration{hint}"
-    line = _client_copy_line(text)
+    line = client_copy_line(text)
     if line:
         return (f"{path}:{line}: COPY with STDIN or STDOUT streams rows through psql, and a migration has"
                 " no such stream; write the rows as INSERT statements, or load them with dbtool seed")
@@ -184,7 +184,7 @@ def _content_problem(path: Path, data: bytes, is_down: bool) -> str | None:
 _CLIENT_COPY = re.compile(r"^\s*COPY\b[^;]*?\b(?:FROM\s+STDIN|TO\s+STDOUT)\b", re.IGNORECASE)
 
 
-def _client_copy_line(text: str) -> int | None:
+def client_copy_line(text: str) -> int | None:
     """The line of a COPY FROM STDIN or TO STDOUT statement (pg_dump's data sections are made of
     them): the server would wait for rows that never come."""
     if not any(_CLIENT_COPY.match(piece) for piece in _code_only(text).split(";")):
