@@ -34,8 +34,10 @@ def drop(admin: str, conninfos: list[str]) -> None:
             conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(conninfo_to_dict(c)["dbname"])))
 
 
-def shell_loop(lines: list[str]) -> list[str]:
-    return ["bash", "-e", "-c", "\n".join(lines)]
+def shell_loop(lines: list[str], script: Path) -> list[str]:
+    # A script file, not bash -c: 100 databases times 8 files is past the argument list's limit.
+    script.write_text("\n".join(lines) + "\n")
+    return ["bash", "-e", str(script)]
 
 
 def one_count(admin: str, count: int, folder: Path) -> tuple[float, float, float]:
@@ -48,9 +50,9 @@ def one_count(admin: str, count: int, folder: Path) -> tuple[float, float, float
         fleet.write_text(f'[[wave]]\nname = "all"\ntargets = {json.dumps(fleet_dbs)}\n')
         ours = timed(lambda: run(dbtool_cmd("migrate", "course", "--fleet", str(fleet), "--jobs", str(JOBS))))
         dbtool_loop = [shlex.join(dbtool_cmd("migrate", "course", "--dsn", c)) + " >/dev/null" for c in loop_dbs]
-        loop = timed(lambda: run(shell_loop(dbtool_loop)))
+        loop = timed(lambda: run(shell_loop(dbtool_loop, folder / f"dbtool_loop_{count}.sh")))
         psql_loop = [shlex.join(psql_file(m.up, c, m.transactional("up"))) for c in psql_dbs for m in tree]
-        psql = timed(lambda: run(shell_loop(psql_loop)))
+        psql = timed(lambda: run(shell_loop(psql_loop, folder / f"psql_loop_{count}.sh")))
     finally:
         drop(admin, fleet_dbs + loop_dbs + psql_dbs)
     return ours, loop, psql
