@@ -447,3 +447,19 @@ def test_a_copy_through_psqls_stream_is_found_only_where_it_is_a_statement(text,
     from dbtool.migrate.tree import client_copy_line
 
     assert client_copy_line(text) == line
+
+
+def test_a_tracking_table_changed_by_hand_that_refuses_the_record_leaves_nothing_applied(cli, project, db):
+    schemas = service(project, "CREATE TABLE a_items (id int);\n")
+    with connect(db) as conn:  # dbtool's checksum table, with a constraint no checksum meets
+        conn.execute("""CREATE TABLE _dbtool_checksum (migration_id TEXT PRIMARY KEY,
+            up_sha256 TEXT NOT NULL CHECK (up_sha256 = 'x'), down_sha256 TEXT NOT NULL,
+            recorded_at TIMESTAMPTZ NOT NULL DEFAULT now())""")
+    result = cli("migrate", "svc", "--schemas-dir", schemas, env={"SVC_DATABASE_URL": db})
+    assert result.exit_code == 4, result.output
+    line = one_line(result)
+    assert "the tracking table _dbtool_checksum refused its record" in line, line
+    assert "nothing of this migration was applied" in line
+    assert tables(db) == set()
+    with connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM _yoyo_migration").fetchone()[0] == 0

@@ -31,6 +31,7 @@ from .locks import (
 )
 from .queue import Look
 from .state import (
+    TRACKING_TABLES,
     check_version,
     invalid_indexes,
     pending_up,
@@ -198,7 +199,8 @@ def _step_in_transaction(backend: Tracking, m: Migration, path: Path, statements
             except DbtoolError as exc:
                 failed.append(exc)
                 raise
-            changed[0] = _record(backend, m, bookkeeping, search_path, begin=False)
+            changed[0] = _record(backend, m, bookkeeping, search_path, begin=False,
+                                 left="nothing of this migration was applied")
         except BaseException:
             _roll_back(conn)
             raise
@@ -221,7 +223,7 @@ def _step_in_transaction(backend: Tracking, m: Migration, path: Path, statements
 
 
 def _record(backend: Tracking, m: Migration, bookkeeping: Callable[[Tracking, Migration], None],
-            search_path: str, begin: bool) -> bool:
+            search_path: str, begin: bool, left: str) -> bool:
     """yoyo's rows and dbtool's checksum under the search_path the run started with, then COMMIT:
     one round trip in pipeline mode. Whether the session's search_path differs from that one."""
     conn = backend.connection
@@ -233,6 +235,14 @@ def _record(backend: Tracking, m: Migration, bookkeeping: Callable[[Tracking, Mi
             conn.execute("SELECT set_config('search_path', %s, true)", (search_path,))
             bookkeeping(backend, m)
             conn.execute("COMMIT")
+    except psycopg.Error as exc:
+        _roll_back(conn)
+        table = getattr(exc.diag, "table_name", None)
+        if table in TRACKING_TABLES and exc.sqlstate != "42501":  # not the migration's fault
+            raise Refused(f"{m.id}: the tracking table {table} refused its record"
+                          f" ({(exc.diag.message_primary or '').strip()}); {left}; the table was changed by"
+                          " hand: restore the definition yoyo and dbtool give it, then run again") from None
+        raise
     except BaseException:
         _roll_back(conn)
         raise
@@ -278,7 +288,8 @@ def _step_outside_transaction(backend: Tracking, m: Migration, direction: str,
         raise BadInput(f"{path}: index {left[0]} is invalid after this migration; drop it with DROP INDEX"
                        " CONCURRENTLY and run again; the migration was not recorded")
     conn.execute("SELECT set_config('search_path', %s, false)", (search_path,))
-    _record(backend, m, bookkeeping, search_path, begin=True)
+    _record(backend, m, bookkeeping, search_path, begin=True,
+            left="its statements ran (a non-transactional migration) but it was not recorded")
 
 
 def _invalid_indexes_named(conn: psycopg.Connection, text: str) -> list[str]:
