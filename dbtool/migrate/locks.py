@@ -186,6 +186,7 @@ class Watcher:
         self._current: Wait | None = None
         self._stop = threading.Event()
         self._busy = threading.Event()  # set while an attempt runs
+        self._attempts = 0  # attempts begun: tells one attempt that lasts from quick ones back to back
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection | None = None
 
@@ -204,6 +205,7 @@ class Watcher:
     def attempt(self) -> Iterator[None]:
         """Around one attempt: what the watcher watches."""
         self.last, self._current = Wait(), None
+        self._attempts += 1
         self._busy.set()
         try:
             yield
@@ -216,7 +218,8 @@ class Watcher:
         try:
             while not self._stop.is_set():
                 self._busy.wait()
-                if self._stop.wait(self.after) or not self._busy.is_set():
+                attempt = self._attempts
+                if self._stop.wait(self.after) or not self._busy.is_set() or self._attempts != attempt:
                     continue  # stopped, or the attempt was quicker than any wait worth naming
                 if self._conn is None:
                     try:
