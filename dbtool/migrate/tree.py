@@ -298,6 +298,7 @@ def transaction_control(statement: str) -> str | None:
 _LEXEME = re.compile(r"--[^\n]*|/\*|'|\"|(?<![\w$])\$(?:[^\W\d]\w*)?\$|;")
 
 
+@functools.lru_cache(maxsize=256)  # validate, the COPY check and the runner each scan the same files
 def _code_only(text: str) -> str:
     """The text with every comment, string, quoted name and dollar-quoted body blanked out, so
     that what is left shows each `;` that ends a statement and each statement's first word."""
