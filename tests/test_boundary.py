@@ -463,3 +463,23 @@ def test_a_tracking_table_changed_by_hand_that_refuses_the_record_leaves_nothing
     assert tables(db) == set()
     with connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM _yoyo_migration").fetchone()[0] == 0
+
+
+def test_without_pipeline_support_the_record_goes_statement_by_statement_and_the_same_is_recorded(
+        cli, project, db, monkeypatch):
+    # libpq before 14 (psycopg[c] or a system libpq) has no pipeline mode: same rows, more round trips.
+    monkeypatch.setattr(psycopg.Pipeline, "is_supported", classmethod(lambda cls: False))
+    schemas = service(project, "CREATE TABLE a_items (id int);\n")
+    (schemas / "svc" / "002_index_items.sql").write_text(
+        "-- transactional: false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS a_items_id ON a_items (id);\n")
+    (schemas / "svc" / "002_index_items.down.sql").write_text("-- transactional: false\nDROP INDEX CONCURRENTLY a_items_id;\n")
+    env = {"SVC_DATABASE_URL": db}
+    result = cli("migrate", "svc", "--schemas-dir", schemas, env=env)
+    assert result.exit_code == 0, result.output
+    with connect(db) as conn:
+        ids = conn.execute("SELECT m.migration_id FROM _yoyo_migration m JOIN _dbtool_checksum c"
+                           " USING (migration_id) ORDER BY 1").fetchall()
+        assert ids == [("001_make_items",), ("002_index_items",)]
+        assert conn.execute("SELECT count(*) FROM _yoyo_log WHERE operation = 'apply'").fetchone()[0] == 2
+    assert cli("rollback", "svc", "--all", "--schemas-dir", schemas, env=env).exit_code == 0
+    assert tables(db) == set()
