@@ -181,7 +181,9 @@ def _content_problem(path: Path, data: bytes, is_down: bool) -> str | None:
     return directive_problem(text, path)
 
 
-_CLIENT_COPY = re.compile(r"^\s*COPY\b[^;]*?\b(?:FROM\s+STDIN|TO\s+STDOUT)\b", re.IGNORECASE)
+_COPY_STREAM = r"COPY\b[^;]*?\b(?:FROM\s+STDIN|TO\s+STDOUT)\b"
+_CLIENT_COPY = re.compile(r"^\s*" + _COPY_STREAM, re.IGNORECASE)  # at a statement's start
+_CLIENT_COPY_LINE = re.compile(r"^[ \t]*" + _COPY_STREAM, re.IGNORECASE | re.MULTILINE)  # at a line's
 
 
 def client_copy_line(text: str) -> int | None:
@@ -189,7 +191,7 @@ def client_copy_line(text: str) -> int | None:
     them): the server would wait for rows that never come."""
     if not any(_CLIENT_COPY.match(piece) for piece in _code_only(text).split(";")):
         return None
-    found = re.search(r"^[ \t]*COPY\b[^;]*?\b(?:FROM\s+STDIN|TO\s+STDOUT)\b", text, re.IGNORECASE | re.MULTILINE)
+    found = _CLIENT_COPY_LINE.search(text)
     return text.count("\n", 0, found.start()) + 1 if found else 1
 
 
