@@ -203,7 +203,9 @@ def test_a_file_directive_bounds_its_own_wait(cli, service, db):
     assert "005_add_users_notes.sql: -- lock-timeout" in result.stderr  # the setting to raise
 
 
-def test_a_concurrent_build_waiting_for_a_writer_is_retried(cli, service, db):
+def _build_behind_a_writer(cli, service, db, timeout, hold):
+    """Migrate a concurrent index build while a transaction that updated a row of users stays open
+    for `hold` seconds (a build waits for every writing transaction); the result and the writer's pid."""
     row_id = _prepared(service, db)
     add_migration(service, "add_users_name_index",
                   "-- transactional: false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_users_name ON users (name);\n",
@@ -214,15 +216,20 @@ def test_a_concurrent_build_waiting_for_a_writer_is_retried(cli, service, db):
     blocker.execute("UPDATE users SET name = 'B' WHERE id = %s", (row_id,))  # an open writing transaction
     outcome = {}
     run = threading.Thread(target=lambda: outcome.update(result=cli(
-        "migrate", "identity", "--schemas-dir", service.parent, "--ddl-lock-timeout", "200ms",
+        "migrate", "identity", "--schemas-dir", service.parent, "--ddl-lock-timeout", timeout,
         env={"IDENTITY_DATABASE_URL": db})))
     run.start()
-    time.sleep(1.0)
+    time.sleep(hold)
     blocker.execute("COMMIT")
     run.join(30)
     blocker.close()
     result = outcome["result"]
     assert result.exit_code == 0, result.stderr
+    return result, pid
+
+
+def test_a_concurrent_build_waiting_for_a_writer_is_retried(cli, service, db):
+    result, pid = _build_behind_a_writer(cli, service, db, "200ms", hold=1.0)
     assert "lock timeout after 200ms" in result.stdout and f"pid {pid}" in result.stdout
     with connect(db) as conn:
         valid = conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_users_name'::regclass")
@@ -231,25 +238,7 @@ def test_a_concurrent_build_waiting_for_a_writer_is_retried(cli, service, db):
 
 def test_a_long_wait_is_reported_while_it_lasts(cli, service, db):
     """With no lock timeout a concurrent build waits for an old transaction; dbtool says on what."""
-    row_id = _prepared(service, db)
-    add_migration(service, "add_users_name_index",
-                  "-- transactional: false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS idx_users_name ON users (name);\n",
-                  "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_users_name;\n")
-    blocker = connect(db)
-    pid = blocker.info.backend_pid
-    blocker.execute("BEGIN")
-    blocker.execute("UPDATE users SET name = 'B' WHERE id = %s", (row_id,))
-    outcome = {}
-    run = threading.Thread(target=lambda: outcome.update(result=cli(
-        "migrate", "identity", "--schemas-dir", service.parent, "--ddl-lock-timeout", "0",
-        env={"IDENTITY_DATABASE_URL": db})))
-    run.start()
-    time.sleep(3.0)
-    blocker.execute("COMMIT")
-    run.join(30)
-    blocker.close()
-    result = outcome["result"]
-    assert result.exit_code == 0, result.stderr
+    result, pid = _build_behind_a_writer(cli, service, db, "0", hold=3.0)
     waits = [x for x in result.stdout.splitlines() if "005_add_users_name_index: waiting" in x]
     assert waits and f"held by pid {pid}" in waits[0] and "lock timeout" not in result.stdout
 
