@@ -106,21 +106,10 @@ def _blocks(stmt: ast.SelectStmt, ctes: frozenset[str]) -> Iterator[tuple[ast.Se
 
 def _subqueries(stmt: ast.SelectStmt) -> list[ast.SelectStmt]:
     """The SELECTs nested in the block itself (FROM, WHERE, the select list), not those nested in them."""
-    found = []
-
-    def walk(value) -> None:
-        if isinstance(value, ast.SelectStmt):
-            found.append(value)
-        elif isinstance(value, ast.Node):
-            for attr in value:
-                walk(getattr(value, attr))
-        elif isinstance(value, tuple):
-            for item in value:
-                walk(item)
-
+    found: list = []
     for attr in stmt:
         if attr != "withClause":  # the CTE bodies, with their own scope, are _blocks' to walk
-            walk(getattr(stmt, attr))
+            _in_scope(getattr(stmt, attr), ast.SelectStmt, found)
     return found
 
 
@@ -184,22 +173,25 @@ def _aliases(items, ctes: frozenset[str], found: dict[str, str]) -> bool:
 
 
 def _column_refs(node) -> list[ast.ColumnRef]:
-    found = []
-
-    def walk(value) -> None:
-        if isinstance(value, ast.ColumnRef):
-            found.append(value)
-        elif isinstance(value, ast.SelectStmt) and value is not node:
-            return  # a subquery's columns are its own
-        elif isinstance(value, ast.Node):
-            for attr in value:
-                walk(getattr(value, attr))
-        elif isinstance(value, tuple):
-            for item in value:
-                walk(item)
-
-    walk(node)
+    found: list = []
+    for value in ([getattr(node, attr) for attr in node] if isinstance(node, ast.SelectStmt) else [node]):
+        _in_scope(value, ast.ColumnRef, found)
     return found
+
+
+def _in_scope(value, kind: type, found: list) -> None:
+    """Add to `found` the nodes of `kind` in `value`, not looking inside a nested SELECT, whose
+    columns and subqueries are its own (a nested SELECT is itself found when `kind` is SelectStmt)."""
+    if isinstance(value, kind):
+        found.append(value)
+    elif isinstance(value, ast.SelectStmt):
+        return
+    elif isinstance(value, ast.Node):
+        for attr in value:
+            _in_scope(getattr(value, attr), kind, found)
+    elif isinstance(value, tuple):
+        for item in value:
+            _in_scope(item, kind, found)
 
 
 def _conjuncts(where) -> list:
