@@ -238,12 +238,15 @@ def assert_no_crash(result) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
 
 
-def one_error_line(result) -> str:
-    """The one line a failed command wrote to stderr, having checked it crashed nowhere."""
+def one_error_line(result, code: int | None = None) -> str:
+    """The one line a failed command wrote to stderr, having checked it exited (with `code`, if
+    given) and crashed nowhere."""
+    if code is not None:
+        assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.output
-    assert_no_crash(result)
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
     return lines[0]
 
 

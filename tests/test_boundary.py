@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import assert_no_crash, connect
+from conftest import assert_no_crash, connect, one_error_line
 
 from dbtool.errors import BadInput
 from dbtool.migrate.runner import _run
@@ -20,12 +20,6 @@ def tables(conninfo: str) -> set[str]:
     with connect(conninfo) as conn:
         rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
     return {r[0] for r in rows if not r[0].startswith(("_yoyo", "yoyo", "_dbtool"))}
-
-
-def one_line(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def service(project, up: str, down: str = "DROP TABLE IF EXISTS a_items; DROP TABLE IF EXISTS b_items;"):
@@ -136,7 +130,7 @@ INSERT INTO b_items VALUES (42);
     result = cli("migrate", "svc", "--schemas-dir", schemas, env={"SVC_DATABASE_URL": db})
     assert result.exit_code == 2, result.output
     assert_no_crash(result)
-    line = one_line(result)
+    line = one_error_line(result)
     assert "001_make_items.sql: refused at COMMIT" in line and "nothing of this migration was applied" in line
     assert tables(db) == set()
 
@@ -165,7 +159,7 @@ CREATE TABLE b_items (id int);
     result = cli("migrate", "svc", "--schemas-dir", schemas, env={"SVC_DATABASE_URL": db})
     assert result.exit_code == 3, result.output
     assert_no_crash(result)
-    assert "001_make_items.sql:2: the server ended the connection" in one_line(result)
+    assert "001_make_items.sql:2: the server ended the connection" in one_error_line(result)
     assert tables(db) == set()
 
 
@@ -175,7 +169,7 @@ def test_an_unwritable_explain_output_is_bad_input_before_any_query_runs(cli, pr
     result = cli("explain", "course", "--output", target, "--schemas-dir", project / "schemas", env=env)
     assert result.exit_code == 2, result.output
     assert_no_crash(result)
-    assert str(target.parent) in one_line(result)
+    assert str(target.parent) in one_error_line(result)
     assert not target.exists()
 
 
@@ -185,7 +179,7 @@ def test_a_schema_file_that_is_not_utf8_is_bad_input(cli, project, migrated):
     result = cli("schema", "check", "identity", "--schemas-dir", project / "schemas", env=env)
     assert result.exit_code == 2, result.output
     assert_no_crash(result)
-    assert "schema.sql" in one_line(result)
+    assert "schema.sql" in one_error_line(result)
 
 
 def test_an_unexpected_error_is_one_line_with_the_internal_code_and_a_traceback_only_when_asked(
@@ -200,7 +194,7 @@ def test_an_unexpected_error_is_one_line_with_the_internal_code_and_a_traceback_
     result = cli("validate", "--schemas-dir", schemas)
     assert result.exit_code == 70
     assert_no_crash(result)
-    assert one_line(result) == ("error: internal error: ZeroDivisionError: a bug; rerun with --traceback"
+    assert one_error_line(result) == ("error: internal error: ZeroDivisionError: a bug; rerun with --traceback"
                                 " and report it")
     result = cli("validate", "--traceback", "--schemas-dir", schemas)
     assert result.exit_code == 70
@@ -212,8 +206,8 @@ def test_a_service_folder_that_is_no_identifier_is_refused(cli, project):
     result = cli("validate", "Bad-Svc", "--schemas-dir", project / "schemas")
     assert result.exit_code == 2
     assert_no_crash(result)
-    assert "Bad-Svc: a service folder name must be a lower-case identifier" in one_line(result)
-    assert "e.g. bad_svc" in one_line(result)
+    assert "Bad-Svc: a service folder name must be a lower-case identifier" in one_error_line(result)
+    assert "e.g. bad_svc" in one_error_line(result)
     assert cli("migrate", "--schemas-dir", project / "schemas").exit_code == 2  # every service: refused too
 
 
@@ -223,7 +217,7 @@ def test_a_failing_down_file_says_rolling_back_not_applied(cli, project, db):
     assert cli("migrate", "svc", "--schemas-dir", schemas, env=env).exit_code == 0
     result = cli("rollback", "svc", "--schemas-dir", schemas, env=env)
     assert result.exit_code == 2
-    line = one_line(result)
+    line = one_error_line(result)
     assert "001_make_items.down.sql:1:" in line and "nothing of this rollback took effect" in line
     assert "applied;" not in line.replace("stays applied", "")
 
@@ -265,7 +259,7 @@ def test_a_down_file_the_guard_cannot_parse_refuses_the_rollback_unless_forced(c
     result = cli("rollback", "svc", "--schemas-dir", schemas, env=env)
     assert result.exit_code == 4
     assert_no_crash(result)
-    assert "001_make_items.down.sql:2: the data-loss guard cannot parse this statement" in one_line(result)
+    assert "001_make_items.down.sql:2: the data-loss guard cannot parse this statement" in one_error_line(result)
     assert tables(db) == {"a_items"}
     forced = cli("rollback", "svc", "--force", "--schemas-dir", schemas, env=env)
     assert forced.exit_code == 2  # forced past the guard, the server refuses the typo: nothing rolled back
@@ -310,7 +304,7 @@ def test_baseline_adopts_a_live_database_and_the_same_folder_builds_it_again(cli
     again = cli("baseline", "legacy", "--schemas-dir", schemas, env={"LEGACY_DATABASE_URL": live})
     assert again.exit_code == 4
     assert_no_crash(again)
-    assert "already has migrations" in one_line(again)
+    assert "already has migrations" in one_error_line(again)
 
 
 def test_baseline_refuses_a_database_that_dbtool_already_manages(cli, project, migrated):
@@ -319,7 +313,7 @@ def test_baseline_refuses_a_database_that_dbtool_already_manages(cli, project, m
     result = cli("baseline", "legacy", "--schemas-dir", project / "schemas",
                  env={"LEGACY_DATABASE_URL": dbs["course"]})
     assert result.exit_code == 4
-    assert "already records applied migrations" in one_line(result)
+    assert "already records applied migrations" in one_error_line(result)
     assert not list((project / "schemas" / "legacy").iterdir())
 
 
@@ -354,7 +348,7 @@ def test_a_role_without_rights_gets_one_line_naming_the_privilege(cli, project, 
     result = cli(*command, "--schemas-dir", project / "schemas", env=env)
     assert result.exit_code in (3, 4), result.output
     assert_no_crash(result)
-    line = one_line(result)
+    line = one_error_line(result)
     assert "permission denied" in line or "not allowed" in line, line
     assert "GRANT " in line or "owner" in line, line
 
@@ -374,7 +368,7 @@ def test_a_file_sent_whole_still_names_the_line_of_the_statement_that_failed(cli
     result = cli("migrate", "svc", "--schemas-dir", schemas, env={"SVC_DATABASE_URL": db})
     assert result.exit_code == 2, result.output
     assert_no_crash(result)
-    line = one_line(result)
+    line = one_error_line(result)
     assert needle in line and "nothing of this migration was applied" in line, line
     assert tables(db) == set()
 
@@ -457,7 +451,7 @@ def test_a_tracking_table_changed_by_hand_that_refuses_the_record_leaves_nothing
             recorded_at TIMESTAMPTZ NOT NULL DEFAULT now())""")
     result = cli("migrate", "svc", "--schemas-dir", schemas, env={"SVC_DATABASE_URL": db})
     assert result.exit_code == 4, result.output
-    line = one_line(result)
+    line = one_error_line(result)
     assert "the tracking table _dbtool_checksum refused its record" in line, line
     assert "nothing of this migration was applied" in line
     assert tables(db) == set()

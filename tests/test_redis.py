@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import SCHEMAS
+from conftest import SCHEMAS, one_error_line
 
 from dbtool.config import make_settings
 from dbtool.errors import BadInput
@@ -18,15 +18,6 @@ from dbtool.redis.client import RedisUnavailable, backoff, retrying
 SEEDED_SESSIONS = ["00000000-0000-4000-8000-000000000501", "00000000-0000-4000-8000-000000000502",
                    "00000000-0000-4000-8000-000000000503"]
 NO_SESSION = "00000000-0000-4000-8000-00000000dead"
-
-
-def one_error_line(result, code: int) -> str:
-    assert result.exit_code == code, (result.stdout, result.stderr)
-    assert isinstance(result.exception, SystemExit)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def current_redis() -> redis.Redis:

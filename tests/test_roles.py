@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import SERVER, connect
+from conftest import SERVER, connect, one_error_line
 from fleet import SERVICES, databases, env_for
 from psycopg import errors, sql
 from psycopg.conninfo import make_conninfo
@@ -81,14 +81,6 @@ def owners(conninfo: str) -> dict[str, str]:
                UNION ALL SELECT 'schema public', pg_get_userbyid(nspowner) FROM pg_namespace
                WHERE nspname = 'public'""").fetchall()
     return dict(rows)
-
-
-def one_line(result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.output
-    assert isinstance(result.exception, SystemExit)
-    return lines[0]
 
 
 @pytest.fixture
@@ -236,27 +228,27 @@ def test_every_command_run_by_a_role_without_rights_says_which_grant_in_one_line
                  ("triggers", "identity"), ("seed", "identity"), ("schema", "dump", "identity", "--live"),
                  ("explain", "identity"), ("repair", "identity")):
         result = rolled.run(*args, env=env)
-        line = one_line(result)
+        line = one_error_line(result)
         assert result.exit_code == 3, (args, line)
         assert "permission denied" in line or "pg_dump" in line, (args, line)
-    status = one_line(rolled.run("status", "identity", env=env))
+    status = one_error_line(rolled.run("status", "identity", env=env))
     assert "lacks SELECT on table _yoyo_migration" in status and "GRANT SELECT ON TABLE _yoyo_migration" in status
-    migrate = one_line(rolled.run("migrate", "identity", env=env))
+    migrate = one_error_line(rolled.run("migrate", "identity", env=env))
     assert f"{nobody} lacks SELECT on table _yoyo_migration" in migrate and f"TO {nobody}" in migrate, migrate
     with connect(rolled.dbs["identity"]) as conn:  # drift that only a role with rights may repair
         conn.execute("GRANT SELECT ON users TO PUBLIC")
     roles = rolled.run("roles", "identity", env=env)
-    assert roles.exit_code == 3 and "permission denied" in one_line(roles)
+    assert roles.exit_code == 3 and "permission denied" in one_error_line(roles)
     with connect(SERVER.admin) as admin:
         assert rolled.names["identity"].app in {r for (r,) in admin.execute("SELECT rolname FROM pg_roles")}
     with connect(rolled.dbs["identity"]) as conn:  # it may read, so seed gets as far as its first INSERT
         conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(nobody)))
-    seed = one_line(rolled.run("seed", "identity", env=env))
+    seed = one_error_line(rolled.run("seed", "identity", env=env))
     assert "lacks INSERT on table users" in seed, seed
 
     elsewhere = {"COURSE_DATABASE_URL": rolled.as_role("course", rolled.names["identity"].app)}
     result = rolled.run("status", "course", env=elsewhere)
-    line = one_line(result)
+    line = one_error_line(result)
     assert result.exit_code == 3 and "lacks CONNECT" in line and "GRANT CONNECT ON DATABASE" in line, line
 
 
@@ -264,7 +256,7 @@ def test_a_migration_the_role_may_not_run_names_the_file_and_the_fix(rolled):
     identity = rolled.names["identity"]
     folder = rolled.schemas / "identity"
     env = {"IDENTITY_DATABASE_URL": rolled.as_role("identity", identity.app)}
-    line = one_line(rolled.run("migrate", "identity", env=env))
+    line = one_error_line(rolled.run("migrate", "identity", env=env))
     assert f"{identity.app} lacks SELECT on table _yoyo_migration" in line, line  # where it first fails: the state read
     (folder / "005_add_users_nickname_column.sql").write_text(
         "-- a note\nALTER TABLE users ADD COLUMN nickname TEXT;\n")
@@ -274,7 +266,7 @@ def test_a_migration_the_role_may_not_run_names_the_file_and_the_fix(rolled):
         conn.execute(sql.SQL("GRANT CREATE ON SCHEMA public TO {}").format(app))
         conn.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(app))
     result = rolled.run("migrate", "identity", env=env)
-    line = one_line(result)
+    line = one_error_line(result)
     assert result.exit_code == 3, line
     assert "005_add_users_nickname_column.sql:2: permission denied: only the owner of table users" in line, line
     assert "nothing of this migration was applied" in line
@@ -319,7 +311,7 @@ def SERVER_USER() -> str:
 def test_prod_needs_yes_and_dry_run_shows_the_sql_without_changing_anything(fleet):
     env = {**fleet.env, f"{fleet.names['identity'].app.upper()}_PASSWORD": "app-pw-never-shown"}
     result = fleet.cli("roles", "identity", "--env", "prod", "--schemas-dir", fleet.schemas, env=env)
-    assert result.exit_code == 4 and "--yes" in one_line(result)
+    assert result.exit_code == 4 and "--yes" in one_error_line(result)
     dry = fleet.cli("roles", "identity", "--env", "prod", "--dry-run", "--schemas-dir", fleet.schemas, env=env)
     assert dry.exit_code == 0, dry.stderr
     app = fleet.names["identity"].app
@@ -343,7 +335,7 @@ def test_a_bad_prefix_is_bad_input(cli, project):
     (project / "schemas" / "identity" / "dbtool.toml").write_text('[roles]\nprefix = "Bad-Name"\n')
     result = cli("roles", "identity", "--schemas-dir", project / "schemas")
     assert result.exit_code == 2
-    assert "dbtool.toml: [roles] prefix 'Bad-Name'" in one_line(result)
+    assert "dbtool.toml: [roles] prefix 'Bad-Name'" in one_error_line(result)
 
 
 def test_migrate_in_dev_on_the_embedded_server_runs_as_the_owner(cli, project, tmp_path):
@@ -398,4 +390,4 @@ def test_dry_run_and_check_of_a_missing_database_are_refused(cli, project):
     for flag in ("--dry-run", "--check"):
         result = cli("roles", "identity", flag, "--schemas-dir", project / "schemas", env=env)
         assert result.exit_code == 4, result.output
-        assert "does not exist; run 'dbtool migrate identity' first" in one_line(result)
+        assert "does not exist; run 'dbtool migrate identity' first" in one_error_line(result)
