@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from psycopg.conninfo import make_conninfo
-
 from . import server
 from .config import Settings, Target, resolve_target
 from .errors import DatabaseUnavailable, Refused
@@ -24,18 +22,18 @@ def database_exists(conninfo: str, settings: Settings) -> bool:
 
 
 def peek_state(conninfo: str, tree: list[Migration], settings: Settings) -> State:
-    """The state without changing anything: a database that does not exist has nothing applied."""
+    """The state without changing anything: a database that does not exist has nothing applied. The
+    server's refusal says so, on the one connection the state is read on."""
     from psycopg.conninfo import conninfo_to_dict
 
     dbname = str(conninfo_to_dict(conninfo)["dbname"])
     try:
-        with server.connect(make_conninfo(conninfo, dbname="postgres"), wait=settings.wait) as admin:
-            exists = server.has_database(admin, dbname)
-    except Exception:
-        exists = True  # no access to the maintenance database: let the real connection tell
-    if not exists:
-        return State(tree, {}, database_exists=False)
-    with server.connect(conninfo, wait=settings.wait) as conn:
+        conn = server.connect(conninfo, wait=settings.wait)
+    except DatabaseUnavailable as exc:
+        if f'database "{dbname}" does not exist' in str(exc):
+            return State(tree, {}, database_exists=False)
+        raise
+    with conn:
         return read_state(conn, tree)
 
 

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -260,6 +261,51 @@ def test_services_migrate_concurrently_and_one_blocked_service_does_not_stop_the
     again = cli("migrate", "--schemas-dir", schemas, env=env)
     assert again.exit_code == 0, again.output
     assert len(applied(dbs["chat"])) == len(list((schemas / "chat").glob("0*.down.sql")))
+
+
+def _round_trips(cli, args: list, env: dict, monkeypatch, folder) -> list[int]:
+    """Run dbtool in-process with libpq tracing every connection it opens; per connection, the
+    round trips after connecting: the ReadyForQuery messages the server sent."""
+    from psycopg import pq
+
+    from dbtool import server
+
+    real, traced = server.connect, []  # (connection, its trace file)
+
+    def tracing(*a, **kw):
+        conn = real(*a, **kw)  # which may call connect again: trace each connection once
+        if all(c is not conn for c, _ in traced):  # services connect from threads of their own
+            trace = (folder / f"trace-{conn.info.dbname}-{id(conn)}.txt").open("w")
+            traced.append((conn, trace))
+            conn.pgconn.trace(trace.fileno())
+            conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        return conn
+
+    monkeypatch.setattr(server, "connect", tracing)
+    result = cli(*args, env=env)
+    assert result.exit_code == 0, result.output
+    for _, trace in traced:
+        trace.close()
+    return [Path(t.name).read_text().count("\tReadyForQuery\t") for _, t in traced]
+
+
+def test_a_no_op_migrate_is_one_round_trip_per_database(cli, project, migrated, monkeypatch, tmp_path):
+    # The state, the invalid indexes and the trigger catalog are pipelined; nothing to do, no lock.
+    _, env = migrated
+    assert _round_trips(cli, ["migrate", "--schemas-dir", project / "schemas"], env, monkeypatch, tmp_path) \
+        == [1, 1, 1]
+
+
+def test_a_database_yoyo_alone_migrated_is_read_the_long_way(cli, project, migrated, monkeypatch, tmp_path):
+    # No checksum table: the pipelined read fails alone and the state is read again, table by table.
+    dbs, env = migrated
+    with psycopg.connect(dbs["course"], autocommit=True) as conn:
+        conn.execute("DROP TABLE _dbtool_checksum")
+    trips = _round_trips(cli, ["status", "course", "--json", "--schemas-dir", project / "schemas"], env,
+                         monkeypatch, tmp_path)
+    assert trips == [1 + 3]
+    assert {m["state"] for m in json.loads(cli("status", "course", "--json", "--schemas-dir", project / "schemas",
+                                               env=env).stdout)[0]["migrations"]} == {"unknown"}
 
 
 def test_the_console_script_builds_only_the_named_command_and_it_behaves_the_same():

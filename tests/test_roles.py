@@ -40,8 +40,8 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(cli, project, new_db):
-    """Every service migrated by the superuser, as before roles existed, with roles of this test's own."""
+def empty_fleet(cli, project, new_db):
+    """An empty database per service, with roles of this test's own to come."""
     tag = f"r{uuid.uuid4().hex[:6]}"
     for service in SERVICES:
         path = project / "schemas" / service / "dbtool.toml"
@@ -49,10 +49,16 @@ def fleet(cli, project, new_db):
         path.write_text(f'{text}\n[roles]\nprefix = "{tag}_{service}"\n')
     dbs = databases(new_db)
     f = Fleet(cli, project / "schemas", dbs, env_for(dbs), tag)
-    result = f.run("migrate")
-    assert result.exit_code == 0, result.stderr
     yield f
     drop_roles(dbs.values(), [r for n in f.names.values() for r in n.all] + [f"{tag}_nobody"])
+
+
+@pytest.fixture
+def fleet(empty_fleet):
+    """Every service migrated by the superuser, as before roles existed."""
+    result = empty_fleet.run("migrate")
+    assert result.exit_code == 0, result.stderr
+    return empty_fleet
 
 
 def drop_roles(conninfos, roles: list[str]) -> None:
@@ -155,6 +161,16 @@ def test_a_superuser_migrates_as_the_owner_where_roles_ran_and_as_itself_elsewhe
     result = rolled.run("migrate", "identity", env={"IDENTITY_DATABASE_URL": other})
     assert result.exit_code == 0, result.stderr
     assert owners(other)["notes"] == SERVER_USER()
+
+
+def test_roles_before_the_first_migration_give_the_owner_everything_migrate_builds(empty_fleet):
+    # The first read of a database without tracking tables is the long one; it becomes the owner too.
+    assert empty_fleet.run("roles").exit_code == 0
+    result = empty_fleet.run("migrate")
+    assert result.exit_code == 0, result.stderr
+    for service, conninfo in empty_fleet.dbs.items():
+        owned = owners(conninfo)
+        assert "_yoyo_migration" in owned and set(owned.values()) == {empty_fleet.names[service].owner}, owned
 
 
 def test_the_owner_role_alone_migrates_and_rolls_back_and_its_new_tables_reach_the_app(fleet):

@@ -84,6 +84,18 @@ def test_triggers_is_idempotent_and_reports_nothing_to_do(cli, migrated, project
     assert {s: snap(c) for s, c in dbs.items()} == before
 
 
+def test_a_migrate_with_nothing_to_apply_still_puts_back_a_dropped_trigger(cli, migrated, project):
+    # The no-op run reads the trigger catalog with the state; seeing a change, it takes the locked path.
+    dbs, env = migrated
+    with connect(dbs["chat"]) as conn:
+        conn.execute("DROP TRIGGER update_chat_sessions_updated_at ON chat_sessions")
+    result = cli("migrate", "--schemas-dir", project / "schemas", env=env)
+    assert result.exit_code == 0, result.stderr
+    assert "chat: nothing to do" in result.stdout
+    assert "created trigger update_chat_sessions_updated_at on chat_sessions" in result.stdout
+    assert trigger_names(dbs["chat"]) == {"update_chat_sessions_updated_at": "chat_sessions"}
+
+
 def test_a_table_that_loses_updated_at_loses_its_trigger_and_the_function_goes_last(cli, migrated, project):
     dbs, env = migrated
     identity = dbs["identity"]

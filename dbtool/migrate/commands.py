@@ -18,12 +18,12 @@ from .. import server
 from ..config import Settings, Target, resolve_target, select_services
 from ..databases import locate, peek_state, require_database
 from ..errors import BadInput
-from ..roles.owner import as_owner
+from ..roles.owner import as_owner, owner_statement
 from ..signals import Interrupted
 from .results import Events, InOrder, ServiceResult
 from .state import check_version, pending_up, plan_down, plan_up, read_state, refuse_drift
 from .tree import Migration, validate
-from .triggers import TriggerSync, sync_connection, trigger_policy
+from .triggers import CATALOG, CATALOG_PARAMS, TriggerSync, sync_connection, trigger_policy
 
 
 def _trees_to(settings: Settings, services: list[str] | None, to: int | None) -> dict[str, list[Migration]]:
@@ -52,18 +52,27 @@ def migrate(
             refuse_drift(state)
             result.sql = [(m, m.statements("up")) for m in plan_up(state, to)]
             return
-        with server.connect(conninfo, wait=settings.wait, create=target.may_create) as conn, \
-                as_owner(conn, settings, target):
-            if pending_up(conn, tree, to):
-                from .locks import policy_of
-                from .runner import apply_pending
-
-                result.done = apply_pending(conn, tree, to, settings.lock_timeout, report=result.reporter(relay),
-                                            policy=policy_of(settings),
-                                            on_retry=functools.partial(relay.retry, service))
-            result.triggers = _sync_triggers(conn, settings, service, relay)
+        with server.connect(conninfo, wait=settings.wait, create=target.may_create) as conn:
+            # One round trip answers a run with nothing to do: becoming the owner, the state and the
+            # trigger catalog.
+            become = owner_statement(settings, target)
+            pending, owner_row, catalog = pending_up(conn, tree, to, become, (CATALOG, CATALOG_PARAMS))
+            with as_owner(conn, settings, target, became=owner_row is not None if become else None):
+                _migrate(conn, settings, service, tree, to, result, relay, pending, catalog)
 
     return _each_service(settings, trees, events, work)
+
+
+def _migrate(conn, settings: Settings, service: str, tree: list[Migration], to: int | None,
+             result: ServiceResult, relay: Events, pending: list[Migration], catalog: tuple | None) -> None:
+    if pending:
+        from .locks import policy_of
+        from .runner import apply_pending
+
+        result.done = apply_pending(conn, tree, to, settings.lock_timeout, report=result.reporter(relay),
+                                    policy=policy_of(settings), on_retry=functools.partial(relay.retry, service))
+        catalog = None  # the migrations changed the tables: read it again
+    result.triggers = _sync_triggers(conn, settings, service, relay, catalog=catalog)
 
 
 def rollback(
@@ -132,9 +141,11 @@ def _each_service(settings: Settings, trees: dict[str, list[Migration]], events:
     return list(results.values())
 
 
-def _sync_triggers(conn, settings: Settings, service: str, events: Events, dry_run: bool = False) -> TriggerSync:
+def _sync_triggers(conn, settings: Settings, service: str, events: Events, dry_run: bool = False,
+                   catalog: tuple | None = None) -> TriggerSync:
     """The updated_at triggers follow the schema the migrations just left, on the same connection."""
-    sync = sync_connection(conn, dry_run=dry_run, policy=trigger_policy(settings.schemas_dir, service))
+    sync = sync_connection(conn, dry_run=dry_run, policy=trigger_policy(settings.schemas_dir, service),
+                           catalog=catalog)
     events.triggers(service, sync)
     return sync
 

@@ -309,7 +309,7 @@ def migrate_connection(
     `policy` bounds each migration's lock waits (locks.py); `on_retry` hears each retry line.
     """
     check_version(migrations, to, "--to")
-    if not pending_up(conn, migrations, to):
+    if not pending_up(conn, migrations, to)[0]:
         return []
     return apply_pending(conn, migrations, to, lock_timeout, report, policy, on_retry)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import psycopg
 
@@ -79,15 +80,51 @@ def tables_of(conn: psycopg.Connection) -> set[str]:
     return {r[0] for r in rows}
 
 
+_CURRENT = f"""SELECT m.migration_id, m.applied_at_utc, c.up_sha256, c.down_sha256
+               FROM _yoyo_migration m LEFT JOIN {CHECKSUM_TABLE} c USING (migration_id)"""
+_INVALID = """SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+              JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE NOT i.indisvalid AND n.nspname = current_schema() ORDER BY 1"""
+Query = tuple[str, "Sequence[object] | Mapping[str, object]"]  # (SQL, parameters)
+
+
 def read_state(conn: psycopg.Connection, migrations: list[Migration]) -> State:
+    return read_state_and(conn, migrations)[0]
+
+
+def read_state_and(conn: psycopg.Connection, migrations: list[Migration], before: Query | None = None,
+                   after: Query | None = None) -> tuple[State, tuple | None, tuple | None]:
+    """The state, with the first rows of `before` (run first: the reads depend on it, as on a SET
+    ROLE) and of `after`, in one round trip on an idle autocommit connection. The queries are
+    pipelined, the applied rows read last as if the tracking tables were yoyo's current ones with
+    dbtool's checksums, as in every database dbtool has migrated. Where they are not (a fresh
+    database, one yoyo alone migrated, a missing privilege) that read fails, undoing `before` with
+    it (one implicit transaction), and everything is asked again the long way."""
+    if (psycopg.Pipeline.is_supported() and conn.autocommit
+            and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE):
+        try:
+            with conn.pipeline():
+                first = conn.execute(*before) if before else None
+                invalid = conn.execute(_INVALID)
+                last = conn.execute(*after) if after else None
+                rows = conn.execute(_CURRENT)
+        except psycopg.Error:
+            pass
+        else:
+            applied = {mid: Applied(mid, at, up, down) for mid, at, up, down in rows.fetchall()}
+            state = State(migrations, applied, True, [r[0] for r in invalid.fetchall()])
+            return state, first.fetchone() if first else None, last.fetchone() if last else None
+    first_row = conn.execute(*before).fetchone() if before else None
+    state = _read_state(conn, migrations)
+    return state, first_row, conn.execute(*after).fetchone() if after else None
+
+
+def _read_state(conn: psycopg.Connection, migrations: list[Migration]) -> State:
     tables = tables_of(conn)
     applied: dict[str, Applied] = {}
     if "_yoyo_migration" in tables:
-        if CHECKSUM_TABLE in tables:
-            query = f"""SELECT m.migration_id, m.applied_at_utc, c.up_sha256, c.down_sha256
-                        FROM _yoyo_migration m LEFT JOIN {CHECKSUM_TABLE} c USING (migration_id)"""
-        else:
-            query = "SELECT migration_id, applied_at_utc, NULL, NULL FROM _yoyo_migration"
+        query = _CURRENT if CHECKSUM_TABLE in tables else \
+            "SELECT migration_id, applied_at_utc, NULL, NULL FROM _yoyo_migration"
         for mid, at, up, down in conn.execute(query).fetchall():
             applied[mid] = Applied(mid, at, up, down)
     return State(migrations, applied, True, invalid_indexes(conn))
@@ -95,14 +132,7 @@ def read_state(conn: psycopg.Connection, migrations: list[Migration]) -> State:
 
 def invalid_indexes(conn: psycopg.Connection) -> list[str]:
     """Indexes a failed or interrupted CREATE INDEX CONCURRENTLY left behind: written to, never read."""
-    return [
-        r[0]
-        for r in conn.execute(
-            """SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-               JOIN pg_namespace n ON n.oid = c.relnamespace
-               WHERE NOT i.indisvalid AND n.nspname = current_schema() ORDER BY 1"""
-        ).fetchall()
-    ]
+    return [r[0] for r in conn.execute(_INVALID).fetchall()]
 
 
 def refuse_drift(state: State) -> None:
@@ -130,18 +160,20 @@ def plan_up(state: State, to: int | None) -> list[Migration]:
     return pending
 
 
-def pending_up(conn: psycopg.Connection, migrations: list[Migration], to: int | None) -> list[Migration]:
-    """What migrate would apply, from one read without the lock. Most runs find nothing to do and stop
-    here, with no lock taken and neither yoyo nor the runner loaded. What is applied is committed, so a
-    concurrent run cannot make an empty answer wrong; anything pending takes the locked path."""
+def pending_up(conn: psycopg.Connection, migrations: list[Migration], to: int | None, before: Query | None = None,
+               after: Query | None = None) -> tuple[list[Migration], tuple | None, tuple | None]:
+    """What migrate would apply, from one read without the lock, in one round trip with `before` and
+    `after` (read_state_and). Most runs find nothing to do and stop here, with no lock taken and
+    neither yoyo nor the runner loaded. What is applied is committed, so a concurrent run cannot make
+    an empty answer wrong; anything pending takes the locked path."""
     try:
-        state = read_state(conn, migrations)
+        state, first, last = read_state_and(conn, migrations, before, after)
     except psycopg.errors.InsufficientPrivilege as exc:
         from ..roles.denied import explain
 
         raise DatabaseUnavailable(explain(exc.diag.message_primary or str(exc), "SELECT", conn.info.user)) from None
     refuse_drift(state)
-    return plan_up(state, to)
+    return plan_up(state, to), first, last
 
 
 def plan_down(state: State, steps: int | None, to: int | None, everything: bool) -> list[Migration]:

@@ -36,31 +36,32 @@ TRIGGER_TYPE = 1 | 2 | 16
 LOCK_KEYS = (0x6462746C, 0x74726967)
 NAMEDATALEN = 63
 
-_TABLES = """
-SELECT c.relname
-FROM pg_attribute a
-JOIN pg_class c ON c.oid = a.attrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_type t ON t.oid = a.atttypid
-WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-  AND a.attname = %s AND NOT a.attisdropped AND t.typcategory = 'D'
-ORDER BY 1"""
-
-_FUNCTION = """
-SELECT p.oid, p.prosrc
-FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE n.nspname = current_schema() AND p.proname = %s AND p.pronargs = 0"""
-
-# Our triggers: the ones calling our function, and any trigger holding one of our names.
-_TRIGGERS = """
-SELECT c.relname, t.tgname, t.tgfoid = %(fn)s AS ours,
-       t.tgtype = %(type)s AND t.tgenabled <> 'D' AND t.tgqual IS NULL AND t.tgattr = '' AS as_expected
-FROM pg_trigger t
-JOIN pg_class c ON c.oid = t.tgrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = current_schema() AND NOT t.tgisinternal
-  AND (t.tgfoid = %(fn)s OR t.tgname = ANY(%(names)s))
-ORDER BY 1, 2"""
+# Everything a plan needs, in one statement: the tables with the column, our function, and the
+# triggers that call it or may hold one of our names (all start 'update_'; the plan keeps the ones
+# it wants by exact name, truncated as PostgreSQL truncates).
+CATALOG = """
+WITH fn AS (
+    SELECT p.oid, p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname = current_schema() AND p.proname = %(fn)s AND p.pronargs = 0
+)
+SELECT (SELECT coalesce(json_agg(c.relname ORDER BY c.relname), '[]')
+        FROM pg_attribute a
+        JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_type t ON t.oid = a.atttypid
+        WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+          AND a.attname = %(column)s AND NOT a.attisdropped AND t.typcategory = 'D'),
+       (SELECT oid FROM fn), (SELECT prosrc FROM fn),
+       (SELECT coalesce(json_agg(json_build_array(
+                   c.relname, t.tgname, coalesce(t.tgfoid = (SELECT oid FROM fn), false),
+                   t.tgtype = %(type)s AND t.tgenabled <> 'D' AND t.tgqual IS NULL AND t.tgattr = '')
+                ORDER BY c.relname, t.tgname), '[]')
+        FROM pg_trigger t
+        JOIN pg_class c ON c.oid = t.tgrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = current_schema() AND NOT t.tgisinternal
+          AND (t.tgfoid = (SELECT oid FROM fn) OR t.tgname LIKE 'update\\_%%'))"""
+CATALOG_PARAMS = {"fn": FUNCTION, "column": COLUMN, "type": TRIGGER_TYPE}
 
 
 @dataclass(frozen=True)
@@ -125,20 +126,18 @@ def _drop_trigger(name: str, table: str) -> str:
     return sql.SQL("DROP TRIGGER {} ON {}").format(sql.Identifier(name), sql.Identifier(table)).as_string(None)
 
 
-def plan(conn: psycopg.Connection, policy: TriggerPolicy = TriggerPolicy()) -> TriggerSync:
+def plan(conn: psycopg.Connection, policy: TriggerPolicy = TriggerPolicy(), catalog: tuple | None = None) -> TriggerSync:
     """The changes that bring the database to one trigger per updated_at table, nothing else.
+    `catalog`: the row of CATALOG when the caller read it already (in the same round trip as others).
 
     Triggers are found by what they do (a row-level BEFORE UPDATE calling our function), not only by
     name: one left under an old name by a table renamed away and back is a duplicate, and goes."""
     if not policy.sync:
         return TriggerSync()
-    tables = [r[0] for r in conn.execute(_TABLES, (COLUMN,)).fetchall() if r[0] not in policy.skip]
-    function = conn.execute(_FUNCTION, (FUNCTION,)).fetchone()
-    fn_oid = function[0] if function else 0
+    names, fn_oid, prosrc, existing = catalog or conn.execute(CATALOG, CATALOG_PARAMS).fetchone()
+    tables = [t for t in names if t not in policy.skip]
+    function = (fn_oid, prosrc) if fn_oid is not None else None
     wanted = {trigger_name(t): t for t in tables}
-    existing = conn.execute(
-        _TRIGGERS, {"fn": fn_oid, "type": TRIGGER_TYPE, "names": list(wanted)}
-    ).fetchall()
     result = TriggerSync(tables=tables)
     changes = result.changes
 
@@ -180,8 +179,17 @@ def plan(conn: psycopg.Connection, policy: TriggerPolicy = TriggerPolicy()) -> T
 
 
 def sync_connection(conn: psycopg.Connection, dry_run: bool = False,
-                    policy: TriggerPolicy = TriggerPolicy()) -> TriggerSync:
-    """Plan and apply in one transaction, so a failure leaves the triggers as they were."""
+                    policy: TriggerPolicy = TriggerPolicy(), catalog: tuple | None = None) -> TriggerSync:
+    """Plan and apply in one transaction, so a failure leaves the triggers as they were.
+
+    `catalog`, the CATALOG row the caller read without a lock: when it shows nothing to change (most
+    runs), that is the answer, with no transaction or lock taken. The catalog is committed state; a
+    concurrent change to the tables syncs the triggers itself when it is done."""
+    if catalog is not None:
+        seen = plan(conn, policy, catalog)
+        if not seen.changes:
+            seen.dry_run = dry_run
+            return seen
     try:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", LOCK_KEYS)
