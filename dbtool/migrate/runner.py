@@ -170,8 +170,8 @@ def _step(backend: Tracking, m: Migration, direction: str, bookkeeping: Callable
             changed = _step_in_transaction(backend, m, path, m.batches(direction), bookkeeping, search_path,
                                            policy, watch, on_retry)
         else:
-            _step_outside_transaction(backend, m, direction, bookkeeping, policy, watch, on_retry, search_path)
-            changed = False
+            changed = _step_outside_transaction(backend, m, direction, bookkeeping, policy, watch, on_retry,
+                                                search_path)
     finally:
         if changed and not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
             try:
@@ -259,9 +259,10 @@ def _roll_back(conn: psycopg.Connection) -> None:
 
 def _step_outside_transaction(backend: Tracking, m: Migration, direction: str,
                               bookkeeping: Callable[[Tracking, Migration], None], policy: LockPolicy,
-                              watch: Watcher, on_retry: OnRetry | None, search_path: str) -> None:
-    # Statements such as CREATE INDEX CONCURRENTLY cannot run in a transaction block: the
-    # record can only follow them. Such migrations must be written to be re-runnable.
+                              watch: Watcher, on_retry: OnRetry | None, search_path: str) -> bool:
+    """Statements such as CREATE INDEX CONCURRENTLY cannot run in a transaction block: the record
+    can only follow them. Such migrations must be written to be re-runnable. Whether the migration
+    changed the session's search_path (then the caller puts it back)."""
     conn, text, path = backend.connection, m.text(direction), m.path(direction)
 
     def drop_invalid() -> None:
@@ -287,9 +288,8 @@ def _step_outside_transaction(backend: Tracking, m: Migration, direction: str,
     if left:
         raise BadInput(f"{path}: index {left[0]} is invalid after this migration; drop it with DROP INDEX"
                        " CONCURRENTLY and run again; the migration was not recorded")
-    conn.execute("SELECT set_config('search_path', %s, false)", (search_path,))
-    _record(backend, m, bookkeeping, search_path, begin=True,
-            left="its statements ran (a non-transactional migration) but it was not recorded")
+    return _record(backend, m, bookkeeping, search_path, begin=True,
+                   left="its statements ran (a non-transactional migration) but it was not recorded")
 
 
 def _invalid_indexes_named(conn: psycopg.Connection, text: str) -> list[str]:
