@@ -91,7 +91,7 @@ class Migration:
         if self.transactional(direction):
             if not may_control_transaction(text):
                 return [Statement(text, 0)]
-        elif sum(1 for piece in _code_only(text).split(";") if piece.strip()) == 1:
+        elif len(_pieces(text)) == 1:
             start = _LEADING_COMMENTS.match(text).end()  # a single statement: nothing to split
             line_start = text.rfind("\n", 0, start) + 1
             return [Statement(text[line_start:], text.count("\n", 0, start) + 1)]
@@ -189,7 +189,7 @@ _CLIENT_COPY_LINE = re.compile(r"^[ \t]*" + _COPY_STREAM, re.IGNORECASE | re.MUL
 def client_copy_line(text: str) -> int | None:
     """The line of a COPY FROM STDIN or TO STDOUT statement (pg_dump's data sections are made of
     them): the server would wait for rows that never come."""
-    if not any(_CLIENT_COPY.match(piece) for piece in _code_only(text).split(";")):
+    if not any(_CLIENT_COPY.match(piece) for piece in _pieces(text)):
         return None
     found = _CLIENT_COPY_LINE.search(text)
     return text.count("\n", 0, found.start()) + 1 if found else 1
@@ -327,6 +327,12 @@ def _code_only(text: str) -> str:
     return "".join(kept)
 
 
+def _pieces(text: str) -> list[str]:
+    """Each statement of the text as _code_only leaves it (so each starts with its first word),
+    the empty ones between `;`s left out."""
+    return [piece for piece in _code_only(text).split(";") if piece.strip()]
+
+
 def _comment_end(text: str, pos: int) -> int:
     depth = 1  # PostgreSQL's block comments nest
     while depth and pos < len(text):
@@ -358,7 +364,7 @@ def may_control_transaction(text: str) -> bool:
     """Whether any statement of the text could begin with BEGIN, COMMIT, ROLLBACK, ...: a scan much
     cheaper than splitting the file with sqlparse, which then runs only for files where this is so
     (most files, including PL/pgSQL bodies full of BEGIN and END, are not)."""
-    return any(transaction_control(piece) for piece in _code_only(text).split(";"))
+    return any(transaction_control(piece) for piece in _pieces(text))
 
 
 def transaction_control_problems(m: Migration) -> list[str]:
