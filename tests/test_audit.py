@@ -314,7 +314,6 @@ def audit_cli(cli, project, conninfo: str, *args: str):
                env=env_for("identity", conninfo))
 
 
-
 def test_json_report_and_fail_on_levels(cli, project, identity_v2):
     result = audit_cli(cli, project, identity_v2, "--json")
     assert result.exit_code == 0, result.stderr
