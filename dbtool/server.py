@@ -180,6 +180,8 @@ def _connect_message(conninfo: str, exc: Exception) -> str:
     elif "permission denied for database" in reason:
         fix = ("the role lacks CONNECT on it; as the database's owner run GRANT CONNECT ON DATABASE"
                f" {conninfo_to_dict(conninfo).get('dbname')} TO <role>, or use that service's own roles (dbtool roles)")
+    elif reason.startswith("role ") and "does not exist" in reason:
+        fix = "check the user in the DSN or DB_USER, or create the role (dbtool roles makes a service's own)"
     elif "does not exist" in reason:
         fix = "create the database, or use --env dev/test where dbtool creates it"
     else:

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from conftest import PASSWORD, PASSWORD_ROLE, ROOT, connect, one_error_line
 from fleet import databases, env_for
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dbtool.migrate.tracking import LOCK_KEYS
 from dbtool.schemafile.snapshot import snapshot
@@ -164,6 +164,15 @@ def test_wrong_password(cli, project, db, server):
     assert result.exit_code == 3
     assert "password authentication failed" in one_error_line(result)
     assert "not-" + PASSWORD not in result.output
+    assert tables(db) == set()
+
+
+def test_a_user_that_does_not_exist_is_named_with_the_fix_for_a_user(cli, project, db):
+    dsn = make_conninfo(db, user="nobody_here")
+    result = cli("migrate", "course", "--dsn", dsn, "--schemas-dir", project / "schemas")
+    line = one_error_line(result, 3)
+    assert 'role "nobody_here" does not exist; check the user in the DSN or DB_USER' in line, line
+    assert "create the database" not in line
     assert tables(db) == set()
 
 
