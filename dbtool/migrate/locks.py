@@ -116,16 +116,15 @@ def set_timeouts(conn: psycopg.Connection, policy: LockPolicy, local: bool) -> N
 
 # ---------------------------------------------------------------- who blocks whom
 
+# Who blocks the waiting backend, and the relation it asks for (a CREATE INDEX CONCURRENTLY waits on
+# transactions instead), in one statement: asked apart, the wait could end between the two.
 _BLOCKERS = """
-SELECT a.pid, coalesce(nullif(a.application_name, ''), '?'), coalesce(a.state, '?'),
+SELECT (SELECT coalesce(l.relation::regclass::text, l.locktype) FROM pg_locks l
+        WHERE l.pid = %(pid)s AND NOT l.granted LIMIT 1),
+       a.pid, coalesce(nullif(a.application_name, ''), '?'), coalesce(a.state, '?'),
        extract(epoch FROM now() - a.xact_start), left(split_part(a.query, E'\\n', 1), 60)
 FROM unnest(pg_blocking_pids(%(pid)s)) AS b(pid) JOIN pg_stat_activity a ON a.pid = b.pid
 ORDER BY a.xact_start NULLS LAST
-"""
-# The relation the waiting backend asks for (a CREATE INDEX CONCURRENTLY waits on transactions instead).
-_WAITED = """
-SELECT coalesce(l.relation::regclass::text, l.locktype) FROM pg_locks l
-WHERE l.pid = %(pid)s AND NOT l.granted LIMIT 1
 """
 
 
@@ -246,7 +245,11 @@ class Watcher:
             if wait is None:
                 self._current, reported = None, 0.0
             else:
-                wait.since = time.monotonic() if self._current is None else self._current.since
+                if self._current is not None:
+                    # The same wait: its start, and its relation if this look came as the wait ended.
+                    wait.since, wait.relation = self._current.since, wait.relation or self._current.relation
+                else:
+                    wait.since = time.monotonic()
                 self._current = self.last = wait
                 waited = time.monotonic() - wait.since + self.after
                 if self.on_long_wait and waited >= self.report_after and waited - reported >= self.report_after:
@@ -260,13 +263,12 @@ class Watcher:
         rows = self._conn.execute(_BLOCKERS, {"pid": self.pid}).fetchall()
         if not rows:
             return None
-        waited = self._conn.execute(_WAITED, {"pid": self.pid}).fetchone()
         blockers = tuple(
             Blocker(pid, app, state, float(age) if age is not None else None,
                     _redacted_query(query or "", [self.password]))
-            for pid, app, state, age, query in rows
+            for _, pid, app, state, age, query in rows
         )
-        return Wait(waited[0] if waited else "", blockers)
+        return Wait(rows[0][0] or "", blockers)
 
 
 # ---------------------------------------------------------------- the retry loop
