@@ -156,7 +156,9 @@ class Look:
         if self.policy.lock_timeout <= 0:
             return None  # told to wait as long as it takes: queueing is what was asked for
         patience = self.policy.patience if older_than is None else older_than
-        holders = self.conn.execute(_HOLDERS, (patience,)).fetchall()
+        # Prepared at once: a migration looks before each attempt, and planning this join of two
+        # views costs the server more than running it.
+        holders = self.conn.execute(_HOLDERS, (patience,), prepare=True).fetchall()
         now = time.monotonic()
         for row in holders:
             self._seen.setdefault(row[4], now)
