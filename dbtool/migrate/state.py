@@ -99,7 +99,9 @@ def read_state_and(conn: psycopg.Connection, migrations: list[Migration], before
     pipelined, the applied rows read last as if the tracking tables were yoyo's current ones with
     dbtool's checksums, as in every database dbtool has migrated. Where they are not (a fresh
     database, one yoyo alone migrated, a missing privilege) that read fails, undoing `before` with
-    it (one implicit transaction), and everything is asked again the long way."""
+    it (one implicit transaction), and the state is asked again the long way. `after` is not: it
+    comes back None, for the caller to ask when it needs it, since a database dbtool never migrated
+    mostly has migrations to apply, after which that answer would be stale."""
     if (psycopg.Pipeline.is_supported() and conn.autocommit
             and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE):
         try:
@@ -115,8 +117,7 @@ def read_state_and(conn: psycopg.Connection, migrations: list[Migration], before
             state = State(migrations, applied, True, [r[0] for r in invalid.fetchall()])
             return state, first.fetchone() if first else None, last.fetchone() if last else None
     first_row = conn.execute(*before).fetchone() if before else None
-    state = _read_state(conn, migrations)
-    return state, first_row, conn.execute(*after).fetchone() if after else None
+    return _read_state(conn, migrations), first_row, None
 
 
 def _read_state(conn: psycopg.Connection, migrations: list[Migration]) -> State:
