@@ -229,9 +229,11 @@ def _password_in_url(text: str) -> str | None:
 
 
 def redact(text: str, hidden: list[str]) -> str:
+    """`text` with each secret shown as ***, where it stands alone: not inside a longer word or
+    number, so that a short password such as "e" does not turn "refused" into "r***fus***d"."""
     for secret in sorted(set(hidden), key=len, reverse=True):
         if secret:
-            text = text.replace(secret, "***")
+            text = re.sub(rf"(?<![^\W_]){re.escape(secret)}(?![^\W_])", "***", text)
     return text
 
 

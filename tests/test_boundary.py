@@ -480,3 +480,13 @@ def test_without_pipeline_support_the_record_goes_statement_by_statement_and_the
         assert conn.execute("SELECT count(*) FROM _yoyo_log WHERE operation = 'apply'").fetchone()[0] == 2
     assert cli("rollback", "svc", "--all", "--schemas-dir", schemas, env=env).exit_code == 0
     assert tables(db) == set()
+
+
+@pytest.mark.parametrize("password", ["e", "o", "on"])
+def test_a_short_password_is_hidden_where_it_stands_and_nowhere_else(cli, project, password):
+    # Masked as a whole token only: "e" hidden in "x:e@", not in every word holding an e.
+    env = {"COURSE_DATABASE_URL": f"postgresql://x:{password}@127.0.0.1:1/db"}
+    line = one_error_line(cli("status", "course", "--schemas-dir", project / "schemas", env=env), 3)
+    assert "cannot connect to x@127.0.0.1:1/db" in line, line
+    assert "refused" in line and "check that" in line and "server" in line, line
+    assert "***" not in line.replace(":***@", ""), line

@@ -157,11 +157,9 @@ class Wait:
 
 def _redacted_query(query: str, hidden: list[str]) -> str:
     # pg_stat_activity shows other sessions' SQL as written: an ALTER ROLE ... PASSWORD would show it.
-    query = re.sub(r"(?i)(password\s+)('[^']*'|\S+)", r"\1***", query)
-    for secret in hidden:
-        if secret:
-            query = query.replace(secret, "***")
-    return query
+    from ..config import redact
+
+    return redact(re.sub(r"(?i)(password\s+)('[^']*'|\S+)", r"\1***", query), hidden)
 
 
 class Watcher:
