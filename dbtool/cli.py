@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Optional
 
 import typer
 
-from .errors import ExitCode, Refused, classify
+from .errors import BadInput, ExitCode, Refused, classify
 
 if TYPE_CHECKING:  # config loads when a command runs, not for --help
     from .config import Settings
@@ -160,6 +160,7 @@ def _register(target: typer.Typer, name: str, shared: tuple[str, ...], func: Cal
         with boundary(common.pop("traceback"), hidden):
             from .config import make_settings
 
+            _finite({**common, **kwargs})
             settings = make_settings(**common)
             findings = func(settings, **kwargs)
         if findings:
@@ -169,6 +170,15 @@ def _register(target: typer.Typer, name: str, shared: tuple[str, ...], func: Cal
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
     del wrapper.__wrapped__  # Typer must see the new signature, not the function's own
     target.command(name)(wrapper)
+
+
+def _finite(options: dict[str, Any]) -> None:
+    """Click reads "nan" and "inf" as floats, and every range check lets NaN through."""
+    import math
+
+    for name, value in options.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BadInput(f"--{name.replace('_', '-')} {value}: give a finite number")
 
 
 @functools.lru_cache(maxsize=None)
@@ -194,8 +204,6 @@ def _confirm_prod(settings: "Settings", yes: bool, action: str) -> None:
 
 
 def _fleet_mode(fleet: Optional[Path], jobs: Optional[int], continue_on_error: bool, dry_run: bool) -> bool:
-    from .errors import BadInput
-
     if fleet is None and (jobs is not None or continue_on_error):
         raise BadInput("--jobs and --continue-on-error apply to a fleet; add --fleet FILE")
     if fleet is not None and dry_run:

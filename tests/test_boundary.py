@@ -490,3 +490,35 @@ def test_a_short_password_is_hidden_where_it_stands_and_nowhere_else(cli, projec
     assert "cannot connect to x@127.0.0.1:1/db" in line, line
     assert "refused" in line and "check that" in line and "server" in line, line
     assert "***" not in line.replace(":***@", ""), line
+
+
+@pytest.mark.parametrize("args, option", [
+    (["explain", "course", "--timeout", "nan"], "--timeout nan"),
+    (["explain", "course", "--timeout", "inf"], "--timeout inf"),
+    (["explain", "course", "--timeout", "1e300"], "--timeout 1e+300"),
+    (["migrate", "course", "--lock-timeout", "nan"], "--lock-timeout nan"),
+    (["migrate", "course", "--wait", "inf"], "--wait inf"),
+    (["migrate", "course", "--statement-timeout", "9999999999h"], "--statement-timeout: '9999999999h'"),
+    (["migrate", "course", "--ddl-lock-timeout", "25d"], "--ddl-lock-timeout: '25d'"),
+])
+def test_a_number_no_timeout_can_be_is_bad_input_before_the_database(cli, project, migrated, args, option):
+    dbs, env = migrated
+    folder = project / "schemas" / "course"
+    n = len(list(folder.glob("0*.down.sql"))) + 1
+    (folder / f"{n:03d}_add_notes.sql").write_text("CREATE TABLE course_notes (id int);\n")
+    (folder / f"{n:03d}_add_notes.down.sql").write_text("DROP TABLE course_notes;\n")
+    line = one_error_line(cli(*args, "--schemas-dir", project / "schemas", env=env), 2)
+    assert line.startswith(f"error: {option}"), line
+    assert len(line) < 200, line
+    assert "course_notes" not in tables(dbs["course"])
+
+
+def test_an_unlock_refused_on_the_way_out_does_not_hide_the_error_that_ended_the_run(db):
+    from dbtool.migrate.tracking import advisory_lock
+
+    with connect(db) as conn:
+        conn.autocommit = True
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            with advisory_lock(conn, 1.0, "t"):
+                conn.execute("BEGIN")
+                conn.execute("SELECT 1 / 0")  # the transaction is aborted: the unlock after it fails

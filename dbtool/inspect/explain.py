@@ -29,6 +29,7 @@ from .. import server
 from ..config import Settings
 from ..databases import require_database
 from ..errors import BadInput, Refused
+from ..migrate.locks import LONGEST
 from .plans import PlanNode, plan_nodes, plan_warnings, scan_summary
 from .queries import KeyQuery, select_queries
 
@@ -116,8 +117,9 @@ def explain(
     `output`, where the report will be written, is checked first so that a bad path runs no query.
     """
     check_output(output)
-    if timeout <= 0:
-        raise BadInput(f"--timeout {timeout:g}: give a positive number of seconds, e.g. --timeout 30")
+    if not 0 < timeout <= LONGEST:  # also NaN
+        raise BadInput(f"--timeout {timeout:g}: give a positive number of seconds up to {LONGEST:g}"
+                       " (PostgreSQL's longest statement timeout), e.g. --timeout 30")
     if large_rows < 0:
         raise BadInput(f"--large-rows {large_rows}: give a row count, e.g. --large-rows 10000")
     # Every file of every service is checked before the first connection: bad input runs nothing.

@@ -33,12 +33,20 @@ if TYPE_CHECKING:
 # directives through tree.py, stay offline and light.
 
 
+# PostgreSQL keeps lock_timeout and statement_timeout as int milliseconds: this is the longest.
+LONGEST = 2147483.647  # seconds, some 24 days
+
+
 def parse_duration(text: str, where: str) -> float:
     """Seconds, from a duration as PostgreSQL writes one: 300ms, 1s, 10min (a bare number is ms)."""
     match = _DURATION.match(str(text))
     if not match:
         raise BadInput(f"{where}: {text!r} is not a duration; write it as PostgreSQL does, e.g. 300ms, 2s or 10min")
-    return float(match[1]) * _UNITS[match[2] or "ms"]
+    seconds = float(match[1]) * _UNITS[match[2] or "ms"]
+    if seconds > LONGEST:
+        raise BadInput(f"{where}: {text!r} is longer than PostgreSQL allows (2147483647ms, about 24 days);"
+                       " give a shorter one, or 0 for no limit")
+    return seconds
 
 
 def parse_retries(text: str | int, where: str) -> int:

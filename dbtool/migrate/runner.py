@@ -192,8 +192,8 @@ def _step_in_transaction(backend: Tracking, m: Migration, path: Path, statements
 
     def attempt() -> None:
         failed.clear()
-        conn.execute("BEGIN; " + timeouts_sql(policy, local=True))
         try:
+            conn.execute("BEGIN; " + timeouts_sql(policy, local=True))  # inside: a refused SET rolls back too
             try:
                 _run(conn, path, statements, True)
             except DbtoolError as exc:

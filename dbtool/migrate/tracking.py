@@ -122,9 +122,17 @@ def advisory_lock(conn: psycopg.Connection, timeout: float, what: str) -> Iterat
         delay = min(delay * 2, 1.0)
     try:
         yield
-    finally:
+    except BaseException:
+        # The error that ended the run is the one to report: an unlock refused on its way out (an
+        # aborted transaction, a connection gone) must not replace it. The lock dies with the session.
         if not conn.closed:
-            conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
+            try:
+                conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
+            except psycopg.Error:
+                pass
+        raise
+    if not conn.closed:
+        conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
 
 
 def record_applied(backend: Tracking, m: Migration) -> None:
