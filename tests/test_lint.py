@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import SCHEMAS, assert_no_crash
+from conftest import SCHEMAS, assert_no_crash, assert_one_line
 
 from dbtool.config import make_settings
 from dbtool.lint.rules import RULES, LintReport
@@ -310,6 +314,41 @@ def test_path_that_is_not_a_migration(tmp_path, cli, where):
     (line,) = result.stderr.strip().splitlines()
     assert str(path) in line and "Traceback" not in result.output
     assert_no_crash(result)
+
+
+@pytest.mark.parametrize("args", [["002_step_2.sql"], ["001_step_1.sql", "--rules", "safety"], []],
+                         ids=["the-file", "another-file-of-its-tree", "the-folder"])
+def test_a_migration_that_is_not_utf8_is_bad_input(tmp_path, cli, args):
+    folder = write_tree(tmp_path / "svc", [("ALTER TABLE users ADD COLUMN bio TEXT;", "ALTER TABLE users DROP COLUMN bio;")])
+    good = b"ALTER TABLE users ADD COLUMN bio TEXT; -- caf"
+    (folder / "002_step_2.sql").write_bytes(good + b"\xe9 (Latin-1)\n")
+    result = cli("lint", folder / args[0] if args else folder, *args[1:])
+    assert_one_line(result, 2, f"{folder / '002_step_2.sql'}: not UTF-8 (byte {len(good)}); save the file as UTF-8")
+
+
+def _without_root_reads() -> None:
+    """In the child, before exec: root reads any file, so drop the capabilities that let it
+    (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH) and chmod 000 refuses it as it refuses a user."""
+    if os.geteuid() == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        for cap in (1, 2):
+            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP: gone after exec
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def test_a_service_folder_lint_may_not_read_is_bad_input(tmp_path):
+    """A real unreadable folder among the services: lint used to skip it and pass."""
+    schemas = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, schemas)
+    (schemas / "course").chmod(0)
+    try:
+        result = subprocess.run([sys.executable, "-m", "dbtool", "lint", schemas], capture_output=True,
+                                text=True, timeout=120, preexec_fn=_without_root_reads)
+    finally:
+        (schemas / "course").chmod(0o755)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    (line,) = result.stderr.strip().splitlines()
+    assert line == f"error: {schemas / 'course'}: Permission denied; check the path and its permissions"
 
 
 def test_unknown_format(cli):

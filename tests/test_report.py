@@ -3,9 +3,11 @@ headless Chromium (Debian's `chromium`), screenshot taken and checked."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
+import stat
 import struct
 import subprocess
 import zlib
@@ -77,6 +79,55 @@ def test_bad_report_input_leaves_no_file(cli, project, seeded, tmp_path):
     shutil.rmtree(empty)
     assert_one_line(report(cli, project, env, "--output", tmp_path / "r.html"), 2, "identity has no key queries")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["schemas"]
+
+
+def test_explain_output_through_a_symlink_writes_its_target(cli, project, seeded, tmp_path):
+    _, env = seeded
+    (tmp_path / "reports").mkdir()
+    target, link = tmp_path / "reports" / "explain.html", tmp_path / "explain.html"
+    link.symlink_to(target)
+
+    def explain(out: Path):
+        return cli("explain", "identity", "--output", out, "--schemas-dir", project / "schemas", env=env)
+
+    result = explain(link)
+    assert result.exit_code == 0, result.stderr
+    assert link.is_symlink() and "<h1>dbtool explain</h1>" in target.read_text(encoding="utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["explain.html", "reports", "schemas"]
+    assert os.listdir(tmp_path / "reports") == ["explain.html"]  # no temporary file left
+    # A write that fails is bad input naming the path, and the link is left as it was.
+    full = tmp_path / "full.html"
+    full.symlink_to("/dev/full")
+    assert_one_line(explain(full), 2, f"{full}: No space left on device")
+    assert full.is_symlink()
+
+
+def test_a_fifo_output_is_written_into_not_replaced(tmp_path):
+    """A FIFO (or /dev/stdout, a device) is no file to rename over: that would put a regular file
+    in its place."""
+    from dbtool.render.console import write_atomically
+
+    fifo = tmp_path / "report.html"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # opened first, so the writer need not wait
+    try:
+        write_atomically(fifo, "<p>report</p>\n")
+        assert os.read(reader, 1000) == b"<p>report</p>\n"
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert os.listdir(tmp_path) == ["report.html"]
+
+
+def test_a_failed_write_is_the_oserror_naming_the_path(tmp_path):
+    from dbtool.render.console import write_atomically
+
+    full = tmp_path / "report.html"
+    full.symlink_to("/dev/full")  # a device behind a link: written through, so ENOSPC
+    with pytest.raises(OSError) as raised:
+        write_atomically(full, "<p>report</p>\n")
+    assert (raised.value.errno, raised.value.filename) == (errno.ENOSPC, str(full))
+    assert full.is_symlink() and stat.S_ISCHR(full.stat().st_mode)
 
 
 def test_prod_database_without_statistics_writes_nothing(cli, project, migrated, tmp_path):

@@ -10,7 +10,7 @@ from ..errors import BadInput
 from ..migrate.tree import NOT_MIGRATIONS, parse_file_name
 from .linter import Linter
 from .rules import RULE_SETS, RULES, Finding, LintReport
-from .tree import read_tree
+from .tree import read_tree, utf8_bytes
 
 FORMATS = ("text", "json", "github")
 
@@ -75,19 +75,26 @@ def _lint_path(path: Path, report: LintReport, rule_set: str | None) -> None:
                        " give a service folder or a migration file")
     if path.is_file():
         _lint_file(path, report, rule_set)
-    elif any(parse_file_name(p.name) for p in path.glob("*.sql")):
+        return
+    sql = _sql_files(path)
+    if any(parse_file_name(p.name) for p in sql):
         _lint_tree(path, report, chosen_rules(path, rule_set))
-    elif any(path.glob("*.sql")):
-        for p in sorted(path.glob("*.sql")):
+    elif sql:
+        for p in sql:
             if p.name not in NOT_MIGRATIONS:
                 _lint_loose(p, report, chosen_rules(path, rule_set))
     else:
         children = [p for p in sorted(path.iterdir()) if p.is_dir() and not p.name.startswith((".", "_"))
-                    and any(p.glob("*.sql"))]
+                    and _sql_files(p)]
         if not children:
             raise BadInput(f"{path}: holds no migrations; give a service folder or a migration file")
         for child in children:
             _lint_tree(child, report, chosen_rules(child, rule_set))
+
+
+def _sql_files(folder: Path) -> list[Path]:
+    # Listed, not globbed: glob finds nothing in a folder it may not read, and lint would skip it unread.
+    return sorted(p for p in folder.iterdir() if p.suffix == ".sql")
 
 
 def _lint_tree(folder: Path, report: LintReport, rules: frozenset[str], version: int | None = None) -> None:
@@ -129,11 +136,7 @@ def _lint_file(path: Path, report: LintReport, rule_set: str | None) -> None:
 
 
 def _lint_loose(path: Path, report: LintReport, rules: frozenset[str]) -> None:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8") from None
     linter = Linter(report, rules=rules)
-    linter.loose(path, text)
+    linter.loose(path, utf8_bytes(path).decode("utf-8"))
     linter.final()
     report.files += 1

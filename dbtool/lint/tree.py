@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import MigrationTreeError
+from ..errors import BadInput, MigrationTreeError
 from ..migrate.tree import NOT_MIGRATIONS, Migration, load_tree, parse_file_name
 
 
@@ -45,12 +45,9 @@ def read_tree(folder: Path) -> LintTree:
     for version in sorted(ups):
         up = ups[version]
         down = downs.get(up, up.with_name(up.name[:-4] + ".down.sql"))  # missing: Linter skips its down
-        up_bytes, down_bytes = up.read_bytes(), down.read_bytes() if down.exists() else b""
-        if not _utf8(up_bytes) or not _utf8(down_bytes):
-            continue  # the problem says so; there is no text to lint
+        up_bytes, down_bytes = utf8_bytes(up), utf8_bytes(down) if down.exists() else b""
         name = parse_file_name(up.name)[1]  # type: ignore[index]
         tree.migrations.append(Migration(folder.name, version, name, up, down, up_bytes, down_bytes))
-    tree.loose = [p for p in tree.loose if _utf8(p.read_bytes())]
     return tree
 
 
@@ -58,9 +55,12 @@ def _about(problem: str, files: list[Path], folder: Path) -> Path:
     return next((p for p in files if problem.startswith(f"{p}: ")), folder)
 
 
-def _utf8(data: bytes) -> bool:
+def utf8_bytes(path: Path) -> bytes:
+    """A file's bytes, or the line validate gives when they are not UTF-8: skipping the file would
+    pass it unread. Bytes, not config.read_utf8's text: a migration keeps its line endings."""
+    data = path.read_bytes()
     try:
         data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8") from None
+    return data

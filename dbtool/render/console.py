@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import os
+import stat
 import sys
 import tempfile
 import textwrap
@@ -175,15 +176,36 @@ def emit_json(data: object) -> None:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write a report to a temporary file beside it, then rename: a failure leaves no partial file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
+    """Write a report whole or not at all: to a temporary file beside its target, then rename.
+
+    A symlink is written through: its target is replaced and the link stays. A device or a FIFO
+    (/dev/stdout, a pipe) is written to directly, since renaming over it would replace the node itself
+    with a regular file. A failed write is the OSError it is, naming `path`, for the CLI's boundary.
+    """
+    try:
+        try:
+            regular = stat.S_ISREG(os.stat(path).st_mode)  # follows symlinks
+        except FileNotFoundError:
+            regular = True  # a new file, or a link to one not there yet
+        if regular:
+            _replace(Path(os.path.realpath(path)), text)
+        else:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+    except OSError as exc:
+        exc.filename = exc.filename or str(path)  # an error of write() or close() names no file
+        raise
+
+
+def _replace(target: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is an ordinary file
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
