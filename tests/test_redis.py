@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import socketserver
+import threading
 from pathlib import Path
 
 import pytest
@@ -179,6 +181,88 @@ def test_a_wrong_password_is_exit_3(cli, project):
         assert "wrong password" in error and "wrong-pw" not in error
     finally:
         conn.acl_deluser("dbtool_tester")
+
+
+class _FixedReply(socketserver.BaseRequestHandler):
+    """Answers every read with the server's fixed bytes: a real TCP server that is not Redis."""
+
+    def handle(self) -> None:
+        while self.request.recv(65536):
+            self.request.sendall(self.server.reply)
+
+
+@pytest.fixture
+def wrong_server():
+    """Start a server on 127.0.0.1 answering `reply` to everything; its redis:// URL."""
+    servers = []
+
+    def start(reply: bytes) -> str:
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _FixedReply)
+        server.daemon_threads, server.reply = True, reply
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"redis://:s3cret@127.0.0.1:{server.server_address[1]}/0"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("reply, told", [
+    (b"HTTP/1.1 400 Bad Request\r\n\r\n",
+     "what answered does not speak the Redis protocol (Protocol Error: b'HTTP/1.1 400 Bad Request');"
+     " check the host and port point at a Redis server"),
+    (b"-ERR unknown command\r\n",
+     "it refused the connection handshake (unknown command); check the host and port point at a Redis server"),
+    (b"+PONG\r\n", "it answered the connection handshake with b'PONG'; check the host and port point at a"
+                    " Redis server"),
+    (b"-NOPERM no permission\r\n", "the ACL user 'default' lacks a permission (no permission); grant that user"
+                                    " the command (ACL SETUSER default +<command>)"),
+], ids=["http", "unknown-command", "pong", "noperm"])
+def test_a_server_that_is_not_a_usable_redis_is_exit_3(cli, project, migrated, wrong_server, reply, told):
+    url = wrong_server(reply)
+    masked = url.replace("s3cret", "***")
+    error = one_error_line(audit(cli, project, None, "--redis-url", url), 3)
+    assert error == f"error: cannot use Redis at {masked}: {told}"
+    _, env = migrated
+    refs = one_error_line(cli("check-references", "chat", "--schemas-dir", project / "schemas",
+                              env={**env, "CHAT_REDIS_URL": url}), 3)
+    assert refs == error
+
+
+def test_every_wrong_handshake_reply_is_exit_3(cli, project, wrong_server):
+    """+PONG without a password (redis-py parses HELLO's reply) and to SELECT (a database other than 0)."""
+    address = wrong_server(b"+PONG\r\n").split("@")[1].split("/")[0]
+    for target, told in [(f"redis://{address}/0", "with b'PONG'"),
+                         (f"redis://:s3cret@{address}/2", "wrongly (Invalid Database)")]:
+        error = one_error_line(audit(cli, project, None, "--redis-url", target), 3)
+        assert error == (f"error: cannot use Redis at {locate.mask(target)}: it answered the connection handshake"
+                         f" {told}; check the host and port point at a Redis server")
+
+
+def test_a_database_number_redis_lacks_is_exit_3(cli, project):
+    base = os.environ["REDIS_URL"]
+    url = base.split("?")[0] + "?db=9999" if base.startswith("unix://") else base.rsplit("/", 1)[0] + "/9999"
+    error = one_error_line(audit(cli, project, {"REDIS_URL": url}), 3)
+    assert error.endswith(": it refused the connection handshake (DB index is out of range); fix the database"
+                          " number in the Redis URL"), error
+
+
+def test_a_command_the_acl_user_lacks_is_exit_3_and_named(cli, project):
+    conn = current_redis()
+    conn.acl_setuser("dbtool_scanless", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-scan"])
+    try:
+        base = os.environ["REDIS_URL"]
+        if base.startswith("unix://"):
+            url = base.replace("unix://", "unix://dbtool_scanless:pw@", 1)
+        else:
+            url = base.replace("://", "://dbtool_scanless:pw@", 1).replace("@:", "@", 1)
+        error = one_error_line(audit(cli, project, {"REDIS_URL": url}), 3)
+        assert error.endswith(": the ACL user 'dbtool_scanless' may not run SCAN; grant it"
+                              " (ACL SETUSER dbtool_scanless +scan)"), error
+    finally:
+        conn.acl_deluser("dbtool_scanless")
 
 
 def test_a_bad_fail_on_level_and_sample_are_exit_2(cli, project):
