@@ -9,6 +9,7 @@ and the one place where "findings" becomes exit 1.
 # No `from __future__ import annotations`: Typer reads these annotations as objects.
 import functools
 import inspect
+import os
 import sys
 import traceback as tracebacks
 from contextlib import contextmanager
@@ -100,6 +101,11 @@ def boundary(show_traceback: bool, urls: list[str | None]) -> Iterator[None]:
     try:
         with signals.handled():
             yield
+    except BrokenPipeError:
+        # `dbtool status | head`: whoever read the output has gone. Stop as a command SIGPIPE kills
+        # does, silently; each migration is whole or not there, so stopping between them is safe.
+        _stdout_to_devnull()
+        raise typer.Exit(int(ExitCode.PIPE_CLOSED)) from None
     except KeyboardInterrupt:
         _fail("interrupted; every migration either finished or left no trace, run the command again",
               ExitCode.INTERRUPTED, [])
@@ -115,6 +121,14 @@ def boundary(show_traceback: bool, urls: list[str | None]) -> Iterator[None]:
         if show_traceback:
             sys.stderr.write(_redact("".join(tracebacks.format_exception(exc)), hidden))
         _fail(str(error), error.exit_code, hidden)
+
+
+def _stdout_to_devnull() -> None:
+    """So that Python's own flush of stdout at exit does not fail on the closed pipe again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # not a real file (a test's captured output): nothing will be flushed to a pipe
 
 
 def _redact(text: str, hidden: list[str]) -> str:

@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     REFUSED = 4  # refused for safety: data loss, edited migration, prod without --yes
     INTERNAL = 70  # a bug in dbtool (sysexits' EX_SOFTWARE): rerun with --traceback and report it
     INTERRUPTED = 130  # SIGINT
+    PIPE_CLOSED = 141  # the reader of stdout went away (`| head`), as a command SIGPIPE killed
     TERMINATED = 143  # SIGTERM
 
 

@@ -348,3 +348,16 @@ def test_the_console_script_builds_only_the_named_command_and_it_behaves_the_sam
     assert "Usage: python -m dbtool validate [OPTIONS]" in bad.stderr  # the command's own usage line
     helped = run("--help")
     assert helped.returncode == 0 and all(f"  {c} " in helped.stdout for c in ("migrate", "advise", "server"))
+
+
+@pytest.mark.parametrize("styled", [False, True])
+@pytest.mark.parametrize("args", [["validate"], ["lint", "schemas", "--format", "json"]])
+def test_output_into_a_pipe_whose_reader_has_gone_stops_silently_with_141(args, styled):
+    # `dbtool ... | head`: plain print() raises BrokenPipeError, rich (FORCE_COLOR) would exit 1.
+    env = {k: v for k, v in os.environ.items() if k != "FORCE_COLOR"} | ({"FORCE_COLOR": "1"} if styled else {})
+    run = subprocess.Popen([sys.executable, "-m", "dbtool", *args], cwd=ROOT, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run.stdout.close()  # the reader goes before the first line is written
+    stderr = run.stderr.read().decode()
+    assert run.wait(60) == 141, stderr
+    assert stderr == ""

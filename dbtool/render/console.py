@@ -29,8 +29,14 @@ def _console(stderr: bool = False):
     if stderr not in _consoles:
         from rich.console import Console
 
-        _consoles[stderr] = Console(stderr=stderr, highlight=False, soft_wrap=True)
+        console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+        console.on_broken_pipe = _broken_pipe  # rich would exit 1, which reads as findings
+        _consoles[stderr] = console
     return _consoles[stderr]
+
+
+def _broken_pipe() -> None:
+    raise BrokenPipeError(32, "Broken pipe")  # for the CLI's boundary: exit 141, as `print` gives
 
 
 def __getattr__(name: str):
