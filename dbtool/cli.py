@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Optional
 
 import typer
 
-from .errors import BadInput, ExitCode, Refused, classify
+from .errors import BadInput, ExitCode, MigrationTreeError, Refused, classify
 
 if TYPE_CHECKING:  # config loads when a command runs, not for --help
     from .config import Settings
@@ -120,7 +120,10 @@ def boundary(show_traceback: bool, urls: list[str | None]) -> Iterator[None]:
         hidden = [s for url in urls if url for s in secrets(Settings(dsn=url))] + secrets(Settings())
         if show_traceback:
             sys.stderr.write(_redact("".join(tracebacks.format_exception(exc)), hidden))
-        _fail(str(error), error.exit_code, hidden)
+        message = str(error)
+        if not isinstance(error, (MigrationTreeError, signals.Interrupted)):  # one line each, by design
+            message = " ".join(message.splitlines())  # a server's message may quote SQL across lines
+        _fail(message, error.exit_code, hidden)
 
 
 def _stdout_to_devnull() -> None:

@@ -522,3 +522,13 @@ def test_an_unlock_refused_on_the_way_out_does_not_hide_the_error_that_ended_the
             with advisory_lock(conn, 1.0, "t"):
                 conn.execute("BEGIN")
                 conn.execute("SELECT 1 / 0")  # the transaction is aborted: the unlock after it fails
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["lint", "--format", "json"], ["lint"]])
+def test_a_server_message_quoting_sql_across_lines_is_still_one_error_line(cli, project, db, command):
+    schemas = service(project, "CREATE FUNCTION f() RETURNS int AS $$ SELECT 1;\n\nCREATE TABLE a_items (id int);\n")
+    args = [*command, schemas / "svc"] if command[0] == "lint" else [*command, "svc", "--schemas-dir", schemas]
+    result = cli(*args, env={"SVC_DATABASE_URL": db})
+    line = one_error_line(result, 2)
+    assert "unterminated dollar-quoted string" in line, line
+    assert tables(db) == set()
