@@ -10,6 +10,7 @@ and the one place where "findings" becomes exit 1.
 import functools
 import inspect
 import os
+import signal
 import sys
 import traceback as tracebacks
 from contextlib import contextmanager
@@ -98,9 +99,13 @@ def boundary(show_traceback: bool, urls: list[str | None]) -> Iterator[None]:
     """The one place an error becomes a line on stderr and its exit code; passwords never get out."""
     from . import signals
 
+    stopped_by: list[int | None] = []  # read before handled() forgets the signal on its way out
     try:
         with signals.handled():
-            yield
+            try:
+                yield
+            finally:
+                stopped_by.append(signals.received())
     except BrokenPipeError:
         # `dbtool status | head`: whoever read the output has gone. Stop as a command SIGPIPE kills
         # does, silently; each migration is whole or not there, so stopping between them is safe.
@@ -113,10 +118,11 @@ def boundary(show_traceback: bool, urls: list[str | None]) -> Iterator[None]:
         from .config import Settings, secrets
 
         error = classify(exc)
-        if signals.received() and not isinstance(error, signals.Interrupted):
+        signum = stopped_by[0] if stopped_by else None
+        if signum and not isinstance(error, signals.Interrupted):
             # What failed did so because the signal cancelled it: say that first.
-            error = signals.Interrupted(f"interrupted by {signals.name()}; the running statement was cancelled"
-                                        f" and rolled back ({error}); run the command again")
+            error = signals.Interrupted(f"interrupted by {signal.Signals(signum).name}; the running statement"
+                                        f" was cancelled and rolled back ({error}); run the command again", signum)
         hidden = [s for url in urls if url for s in secrets(Settings(dsn=url))] + secrets(Settings())
         if show_traceback:
             sys.stderr.write(_redact("".join(tracebacks.format_exception(exc)), hidden))

@@ -532,3 +532,23 @@ def test_a_server_message_quoting_sql_across_lines_is_still_one_error_line(cli, 
     line = one_error_line(result, 2)
     assert "unterminated dollar-quoted string" in line, line
     assert tables(db) == set()
+
+
+def test_a_statement_a_signal_cancelled_is_reported_as_the_interruption(db, capsys):
+    # Whatever command ran it: the cancelled statement's error is the signal's doing, exit 130.
+    import signal
+    import threading
+
+    import typer
+
+    from dbtool import server as servers
+    from dbtool.cli import boundary
+
+    with pytest.raises(typer.Exit) as stopped:
+        with boundary(False, []), servers.connect(db) as conn:
+            threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+            conn.execute("SELECT pg_sleep(20)")
+    assert stopped.value.exit_code == 130
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("error: interrupted by SIGINT; the running statement was cancelled"), line
+    assert "canceling statement due to user request" in line, line
