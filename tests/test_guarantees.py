@@ -8,7 +8,7 @@ import time
 
 import psycopg
 import pytest
-from conftest import PASSWORD, PASSWORD_ROLE, add_migration, connect
+from conftest import PASSWORD, PASSWORD_ROLE, add_migration, connect, one_error_line
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -45,6 +45,23 @@ def test_parsed_names_rebuild_exactly(text):
                                  "001_x_.sql", "001_x.up.sql", "001_1x.sql", "x_001.sql", "001_x.down.down.sql"])
 def test_bad_file_names(bad):
     assert parse_file_name(bad) is None
+
+
+@pytest.mark.parametrize("others, fix", [
+    ((), "rename it 001_zero.sql and its down file 001_zero.down.sql"),
+    (("001_one",), "renumber from 001: this one becomes 001_zero.sql (its down file too), each after it one up"),
+])
+def test_a_migration_numbered_000_is_told_numbers_start_at_001_not_a_gap(cli, project, others, fix):
+    folder = project / "schemas" / "zero"
+    folder.mkdir()
+    for stem in ("000_zero", *others):
+        (folder / f"{stem}.sql").write_text("CREATE TABLE t (id int);\n")
+        (folder / f"{stem}.down.sql").write_text("DROP TABLE t;\n")
+    result = cli("validate", "zero", "--schemas-dir", project / "schemas")
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result)
+    assert line == f"error: {folder / '000_zero.sql'}: migration numbers start at 001, not 000; {fix}", line
+    assert "gap" not in result.output
 
 
 def test_statement_lines(tmp_path):
@@ -200,6 +217,21 @@ def test_prod_never_creates_a_database(cli, service, server):
     assert result.exit_code == 3 and "does not exist" in result.stderr
     with psycopg.connect(server.admin) as conn:
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = 'never_created_db_prod'").fetchone() is None
+
+
+def test_status_of_a_missing_database_is_exit_3_where_migrate_never_creates_it(cli, project, server):
+    env = {"COURSE_DATABASE_URL": server.conninfo("status_missing_db")}
+    result = cli("status", "course", "--env", "prod", "--schemas-dir", project / "schemas", env=env)
+    assert result.exit_code == 3, result.output
+    line = one_error_line(result)
+    assert "course: database status_missing_db does not exist, and --env prod never creates one" in line, line
+    assert "check the database URL and --env (now prod)" in line, line
+    assert "migrate creates it" not in result.output
+    # In dev, migrate creates it: status still shows the migrations to come.
+    dev = cli("status", "course", "--schemas-dir", project / "schemas", env=env)
+    assert dev.exit_code == 0 and "database does not exist yet; migrate creates it" in dev.stdout, dev.output
+    with psycopg.connect(server.admin) as conn:
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = 'status_missing_db'").fetchone() is None
 
 
 def test_wait_retries_then_reports_the_last_error(cli, service):

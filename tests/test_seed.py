@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from conftest import assert_no_crash, connect
@@ -297,3 +302,37 @@ def test_only_empty_tables_lose_their_indexes_during_a_load(fleet):
             rebuild(conn, deferred)
             back = conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'enrollments'").fetchone()[0]
             assert back == left + len(deferred[0].indexes)
+
+
+def _copying(conninfo: str) -> bool:
+    with connect(conninfo) as conn:
+        return bool(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY%%'"
+                                 " AND pid <> pg_backend_pid()").fetchone()[0])
+
+
+def test_sigint_during_a_load_exits_130_leaves_the_tables_as_they_were_and_a_rerun_finishes(project, fleet):
+    dbs, env = fleet
+    before = _structure(dbs["identity"])
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL") and not k.startswith("DB_")}
+    command = [sys.executable, "-m", "dbtool", "seed", "--scale", "1000", "--schemas-dir", str(project / "schemas")]
+    run = subprocess.Popen(command, env={**clean, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not _copying(dbs["identity"]):  # identity loads first: the others refer to its users
+        assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+        time.sleep(0.05)
+    time.sleep(0.2)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "identity: interrupted by SIGINT while loading users" in lines[0], lines[0]
+    assert "left as they were" in lines[0] and "run the command again" in lines[0], lines[0]
+    assert counts(dbs) == dict.fromkeys(counts(dbs), 0)  # rolled back, and nothing after it started
+    assert _structure(dbs["identity"]) == before  # the indexes dropped for the load are back
+    # Nothing half-done is in the way: a rerun (smaller, to stay quick) seeds every service.
+    rerun = subprocess.run([*command[:5], "20", *command[6:]], env={**clean, **env}, capture_output=True,
+                           text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert counts(dbs)["users"] > 0 and counts(dbs)["chat_messages"] > 0
+    assert _structure(dbs["identity"]) == before

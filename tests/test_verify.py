@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -387,3 +392,23 @@ def test_a_difference_is_reported_once_where_it_began_and_column_order_is_not_co
     assert carried and f"in {n - 2} later step(s)" in carried[0]["detail"]
     strict = verify(cli, project, server, "identity", "--json", "--strict-column-order")
     assert any(c["check"].startswith(f"down {n + 2:03d}_drop_users_bio") for c in failed(json.loads(strict.stdout)))
+
+
+def test_sigint_stops_verify_as_interrupted_not_as_failed_checks_and_drops_the_scratch_databases(project, server):
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL") and not k.startswith("DB_")}
+    run = subprocess.Popen([sys.executable, "-m", "dbtool", "verify", "--scratch-dsn", server.admin,
+                            "--schemas-dir", str(project / "schemas")],
+                           env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not scratch_databases(server):
+        assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+        time.sleep(0.05)
+    time.sleep(1)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "interrupted by SIGINT" in lines[0] and "run the command again" in lines[0], lines[0]
+    assert "FAILED" not in out and "verified" not in out, out
+    assert scratch_databases(server) == []

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +27,13 @@ import psycopg
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
-from .. import server
+from .. import server, signals
 from ..config import Settings, read_utf8, select_services
 from ..databases import migrated_conninfo
 from ..errors import BadInput, DatabaseUnavailable, Refused
 from ..migrate.tree import client_copy_line
 from ..roles.denied import explain
+from ..signals import Interrupted
 from .bulkload import defer, rebuild
 from .references import referenced_services, service_settings
 from .synthetic import SYNTHETIC_FILE, Catalog, Chunk, Group, chunks
@@ -111,20 +112,42 @@ def seed(settings: Settings, services: list[str] | None = None, scale: int | Non
     targets = {s: migrated_conninfo(service_settings(settings, s, selected), s) for s in order}
     report = SeedReport(scale, order)
     started = time.perf_counter()
-    for service in order:
+    for i, service in enumerate(order):
         conninfo, where = targets[service]
+        _stop_if_interrupted(order[:i], f"before seeding {service}; nothing of {service} was written")
         events.target(service, where)
         with server.connect(conninfo, wait=settings.wait) as conn:
             if scale:
-                report.loads += _load_synthetic(conn, service, plans[service], scale, events)
+                report.loads += _load_synthetic(conn, service, plans[service], scale, events, seeded=order[:i])
             else:
-                report.loads += _run_files(conn, service, plans[service], events)
+                report.loads += _run_files(conn, service, plans[service], events, seeded=order[:i])
     report.seconds = time.perf_counter() - started
     if redis_cache:  # Redis: the chat context cache of the seeded sessions (dbtool/redis/seeding.py)
+        _stop_if_interrupted(order, "before filling the Redis cache, which stays as it was")
         from ..redis.seeding import fill_context_cache
 
         report.notes += fill_context_cache(settings, {s: targets[s][0] for s in order}, scale)
     return report
+
+
+def _interrupted(seeded: Sequence[str], what: str) -> Interrupted:
+    """A signal stopped the run: where each database was left, and that a rerun finishes the job (seed
+    only adds the rows that are missing)."""
+    earlier = f"; {', '.join(seeded)} were seeded before and stay committed" if seeded else ""
+    return Interrupted(f"{what}{earlier}; run the command again to finish (it adds only the rows still missing)")
+
+
+def _stop_if_interrupted(seeded: Sequence[str], what: str) -> None:
+    if signals.received():
+        raise _interrupted(seeded, f"interrupted by {signals.name()} {what}")
+
+
+def _rolled_back(service: str, tables: Sequence[str], table: str | None) -> str:
+    """The words for a signal that ended a service's transaction: its rows never became visible."""
+    during = f" while loading {table}" if table else ""
+    listed = ", ".join(dict.fromkeys(tables)) or "none"
+    return (f"{service}: interrupted by {signals.name()}{during}; its transaction was rolled back, so the tables"
+            f" of {service} ({listed}) were left as they were")
 
 
 def _referenced_first(settings: Settings, selected: list[str], catalog: Catalog | None) -> list[str]:
@@ -156,11 +179,28 @@ def _seed_files(settings: Settings, service: str) -> list[Path]:
     return sorted(folder.glob("*.sql")) if folder.is_dir() else []
 
 
-def _run_files(conn: psycopg.Connection, service: str, files: list[Path], events: SeedEvents) -> list[TableLoad]:
+def _run_files(conn: psycopg.Connection, service: str, files: list[Path], events: SeedEvents,
+               seeded: Sequence[str] = ()) -> list[TableLoad]:
     """All of a service's seed files in one transaction; the rows each inserted, per table."""
+    try:
+        return _run_files_in_one_transaction(conn, service, files, events)
+    except (psycopg.Error, BadInput, DatabaseUnavailable, Interrupted):
+        if not signals.received():
+            raise
+        # The file's statement was cancelled (or never started): the transaction rolled back whole.
+        files_text = ", ".join(p.name for p in files)
+        raise _interrupted(seeded, f"{service}: interrupted by {signals.name()}; its transaction was rolled"
+                                   f" back, so nothing of its seed files ({files_text}) was written and its"
+                                   " tables were left as they were") from None
+
+
+def _run_files_in_one_transaction(conn: psycopg.Connection, service: str, files: list[Path],
+                                  events: SeedEvents) -> list[TableLoad]:
     loads: list[TableLoad] = []
     with conn.transaction():
         for path in files:
+            if signals.received():
+                raise Interrupted(f"interrupted by {signals.name()} before {path.name}")
             before = _inserted(conn)
             started = time.perf_counter()
             _execute_file(conn, path)
@@ -209,14 +249,19 @@ def _present(conn: psycopg.Connection, group: Group) -> int:
 
 
 def _load_synthetic(conn: psycopg.Connection, service: str, groups: list[Group], scale: int,
-                    events: SeedEvents) -> list[TableLoad]:
+                    events: SeedEvents, seeded: Sequence[str] = ()) -> list[TableLoad]:
     loads = []
     present_before: dict[str, int] = {}
     children_total: dict[str, int] = {}
+    tables = [g.table for g in groups]
+    loading: str | None = None  # the table being loaded, for the words of an interruption
     try:
         with conn.transaction():
-            deferred = defer(conn, [g.table for g in groups])
+            deferred = defer(conn, tables)
             for group in groups:
+                loading = group.table
+                if signals.received():  # between two statements, a cancel finds nothing to cancel
+                    raise Interrupted(f"interrupted by {signals.name()} before loading {loading}")
                 present = _present(conn, group)
                 present_before[group.name] = present
                 load = TableLoad(service, group.table, group.name, present=present)
@@ -233,13 +278,20 @@ def _load_synthetic(conn: psycopg.Connection, service: str, groups: list[Group],
                 events.done(load)
                 loads.append(load)
             # The indexes and keys of the tables that were empty, built once over all their rows.
+            loading = None
             for table, seconds in rebuild(conn, deferred).items():
                 _last_load(loads, table).seconds += seconds
-    except psycopg.errors.UniqueViolation as exc:
-        raise Refused(f"{service}: synthetic rows of an earlier seed were changed or deleted"
-                      f" ({(exc.diag.message_detail or '').strip()}); delete the remaining ones or use a"
-                      " fresh database, then seed again") from None
+    except Interrupted:  # raised between statements, inside the transaction: it rolled back
+        raise _interrupted(seeded, _rolled_back(service, tables, loading)) from None
     except psycopg.Error as exc:
+        if signals.received():
+            # The signal cancelled the running statement: the transaction rolled back, and the indexes
+            # and keys taken off for the load came back with it.
+            raise _interrupted(seeded, _rolled_back(service, tables, loading)) from None
+        if isinstance(exc, psycopg.errors.UniqueViolation):
+            raise Refused(f"{service}: synthetic rows of an earlier seed were changed or deleted"
+                          f" ({(exc.diag.message_detail or '').strip()}); delete the remaining ones or use a"
+                          " fresh database, then seed again") from None
         if exc.sqlstate == "42501":
             raise DatabaseUnavailable(f"{service}: {explain(exc.diag.message_primary or '', 'INSERT')}") from None
         raise BadInput(f"{service}: synthetic data refused by the database:"
@@ -248,7 +300,16 @@ def _load_synthetic(conn: psycopg.Connection, service: str, groups: list[Group],
         # Fresh statistics, so EXPLAIN right after seeding plans against the data as loaded; VACUUM
         # too, so the visibility map is set and index-only scans (a count) need not wait for autovacuum.
         started = time.perf_counter()
-        conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
+        try:
+            _stop_if_interrupted([*seeded, service], f"before VACUUM (ANALYZE) {table}, after the rows of {service}"
+                                 " were committed")
+            conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
+        except psycopg.Error:
+            if not signals.received():
+                raise
+            raise _interrupted([*seeded, service], f"{service}: interrupted by {signals.name()} during VACUUM"
+                               f" (ANALYZE) {table}, after its rows were committed (they stay; its statistics"
+                               " wait for autovacuum)") from None
         # A table's rate counts until it is ready to be read: rows, indexes, keys and statistics.
         _last_load(loads, table).seconds += time.perf_counter() - started
     return loads
@@ -277,6 +338,8 @@ def _copy(conn: psycopg.Connection, group: Group, generated: Iterator[Chunk], lo
     # A writer thread sends one chunk while the next is generated: the server never waits on Python.
     with _writer_gets_the_gil_sooner(), cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
         for chunk in generated:
+            if signals.received():  # the cancel may land while Python generates, not on the COPY
+                raise Interrupted(f"interrupted by {signals.name()} while loading {group.table}")
             copy.write(group.copy_text(chunk))
             load.rows += len(chunk)
             events.advance(load, len(chunk))

@@ -23,7 +23,7 @@ from typing import Callable
 import psycopg
 from psycopg import sql
 
-from .. import server
+from .. import server, signals
 from ..config import Settings, read_utf8, secrets, url_variable
 from ..data.seed import _referenced_first, seed
 from ..errors import DatabaseUnavailable, DbtoolError
@@ -31,6 +31,7 @@ from ..migrate.runner import rollback_connection
 from ..migrate.tree import Migration, load, validate
 from ..migrate.triggers import COLUMN, plan, sync_connection
 from ..roles.scratch import check_roles
+from ..signals import Interrupted
 from .build import migrate_and_sync, policy_of
 from .compare import Difference, Side, compare
 from .dump import SCHEMA_FILE, pg_dump, render_file
@@ -74,6 +75,8 @@ class VerifyEvents:
 
 
 def _add(report: VerifyReport, events: VerifyEvents, check: Check) -> None:
+    if signals.received():  # what the signal cancelled is no finding about the migrations
+        raise Interrupted(f"interrupted by {signals.name()}")
     report.checks.append(check)
     events.check(check)
 
@@ -116,6 +119,8 @@ class _Walk:
         except DatabaseUnavailable:
             raise  # the server went away: not a finding about the migrations
         except DbtoolError as exc:  # a failing statement, a refused step: the rest cannot run
+            if isinstance(exc, Interrupted) or signals.received():
+                raise  # the signal cancelled the step: verify stops, no finding
             self.add(self.step, False, f"{exc}; the remaining checks of {self.service} did not run")
             return False
 
@@ -200,27 +205,43 @@ def verify(settings: Settings, services: list[str] | None = None, scratch_dsn: s
     involved = _referenced_first(settings, selected, None)
     places = {s: scratch_server(settings, s, scratch_dsn) for s in involved}  # prod refused before any work
     report = VerifyReport(selected)
-    with ExitStack() as stack:
-        scratch = {}
-        for service in involved:
-            place = places[service]
-            name = scratch_name(service, settings)
-            scratch[service] = stack.enter_context(scratch_database(place, name, settings.wait))
-            report.scratch[service] = f"{name} on {place.where}"
-        seed_settings = _seed_settings(settings, scratch)
-        # Referenced services come first, so the ones a service's seeds need are migrated and seeded.
-        for service in involved:
-            if service not in trees:
-                _migrate_only(scratch[service], load(settings, service), settings)
-                continue
-            events.target(service, report.scratch[service])
-            walk = _Walk(service, scratch[service], trees[service], settings, report, events)
-            walk.strict_column_order = strict_column_order
-            if walk.run():
-                _seeds(seed_settings, service, report, events)
-                _updates_keep_updated_at(scratch[service], service, settings, report, events)
-                _add(report, events, Check(service, *check_roles(scratch[service], service, settings)))
+    current = "the scratch databases"  # what verify was doing, should a signal stop it
+    try:
+        with ExitStack() as stack:  # each scratch database is dropped on the way out, interrupted or not
+            scratch = {}
+            for service in involved:
+                place = places[service]
+                name = scratch_name(service, settings)
+                scratch[service] = stack.enter_context(scratch_database(place, name, settings.wait))
+                report.scratch[service] = f"{name} on {place.where}"
+            seed_settings = _seed_settings(settings, scratch)
+            # Referenced services come first, so the ones a service's seeds need are migrated and seeded.
+            for service in involved:
+                current = service
+                if service not in trees:
+                    _migrate_only(scratch[service], load(settings, service), settings)
+                    continue
+                events.target(service, report.scratch[service])
+                walk = _Walk(service, scratch[service], trees[service], settings, report, events)
+                walk.strict_column_order = strict_column_order
+                if walk.run():
+                    _seeds(seed_settings, service, report, events)
+                    _updates_keep_updated_at(scratch[service], service, settings, report, events)
+                    _add(report, events, Check(service, *check_roles(scratch[service], service, settings)))
+    except Exception:
+        if not signals.received():
+            raise
+        raise _interrupted(current) from None
+    if signals.received():  # a check that caught what the signal cancelled still does not count
+        raise _interrupted(current)
     return report
+
+
+def _interrupted(where: str) -> Interrupted:
+    """A signal stopped verify: its checks prove nothing either way, so none is reported as failed."""
+    return Interrupted(f"interrupted by {signals.name()} while verifying {where}; the checks did not finish, so none"
+                       " counts as failed; the scratch databases were dropped and no service's own database was"
+                       " touched; run the command again")
 
 
 def _migrate_only(conninfo: str, tree: list[Migration], settings: Settings) -> None:
@@ -231,7 +252,9 @@ def _migrate_only(conninfo: str, tree: list[Migration], settings: Settings) -> N
     except DatabaseUnavailable:
         raise
     except DbtoolError:
-        pass  # the seeds that need it will fail and say why
+        if signals.received():
+            raise
+        # the seeds that need it will fail and say why
 
 
 def _seed_settings(settings: Settings, scratch: dict[str, str]) -> Settings:
@@ -255,6 +278,8 @@ def _seeds(settings: Settings, service: str, report: VerifyReport, events: Verif
         except DatabaseUnavailable:
             raise
         except DbtoolError as exc:
+            if signals.received():
+                raise
             check = Check(service, name, False, str(exc))
         else:
             rows = sum(x.rows for x in first.loads if x.service == service)
