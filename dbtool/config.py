@@ -147,6 +147,11 @@ class Target:
         return self.conninfo is None
 
 
+def creates_databases(settings: Settings) -> bool:
+    """Whether migrate creates a database it finds missing: dev and test do, prod never does."""
+    return settings.env != "prod"
+
+
 def database_name(service: str, env: str) -> str:
     return f"{service}_db_{env}"
 
@@ -159,7 +164,7 @@ def resolve_target(service: str, settings: Settings) -> Target:
     """First match wins: --dsn, <SERVICE>_DATABASE_URL, DB_HOST & co, then the embedded server."""
     from psycopg.conninfo import make_conninfo
     env = settings.environ
-    may_create = settings.env != "prod"
+    may_create = creates_databases(settings)
     if settings.dsn is not None:
         return Target(service, "--dsn", _dbname_of(settings.dsn, "--dsn"), settings.dsn, may_create)
     var = url_variable(service)

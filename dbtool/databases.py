@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from . import server
-from .config import Settings, Target, resolve_target
+from .config import Settings, Target, creates_databases, resolve_target
 from .errors import DatabaseUnavailable, Refused
 from .migrate.state import State, read_state
 from .migrate.tree import Migration, load_tree
@@ -18,12 +18,24 @@ def locate(target: Target, settings: Settings) -> tuple[str, str]:
 
 
 def database_exists(conninfo: str, settings: Settings) -> bool:
-    return peek_state(conninfo, [], settings).database_exists
+    return _read_state(conninfo, [], settings).database_exists
 
 
 def peek_state(conninfo: str, tree: list[Migration], settings: Settings) -> State:
-    """The state without changing anything: a database that does not exist has nothing applied. The
-    server's refusal says so, on the one connection the state is read on."""
+    """The state without changing anything: a database that does not exist has nothing applied, where
+    migrate would create it (dev, test). Where it never does (prod), a missing database is no state
+    but a wrong URL or --env: exit 3, as in every command that reads one."""
+    state = _read_state(conninfo, tree, settings)
+    if not state.database_exists and not creates_databases(settings):
+        from psycopg.conninfo import conninfo_to_dict
+
+        dbname = str(conninfo_to_dict(conninfo)["dbname"])
+        raise missing_database(settings, tree[0].service if tree else dbname, dbname)
+    return state
+
+
+def _read_state(conninfo: str, tree: list[Migration], settings: Settings) -> State:
+    """The server's refusal says a database does not exist, on the one connection the state is read on."""
     from psycopg.conninfo import conninfo_to_dict
 
     dbname = str(conninfo_to_dict(conninfo)["dbname"])
@@ -48,8 +60,14 @@ def require_database(settings: Settings, service: str, then: str = "") -> tuple[
 
 
 def missing_database(settings: Settings, service: str, dbname: str, then: str = "") -> DatabaseUnavailable:
+    """Exit 3 and the fix: migrate where it creates the database, else create it or fix the URL or --env."""
     env = f" --env {settings.env}" if settings.env != "dev" else ""
     check = f", or check --env (now {settings.env})" if settings.env != "dev" else ""
+    if not creates_databases(settings):
+        return DatabaseUnavailable(
+            f"{service}: database {dbname} does not exist, and --env {settings.env} never creates one; check the"
+            f" database URL and --env (now {settings.env}), or create the database and run"
+            f" 'dbtool migrate {service}{env}'{then}")
     return DatabaseUnavailable(f"{service}: database {dbname} does not exist; run 'dbtool migrate {service}{env}'"
                                f"{then} first{check}")
 

@@ -252,6 +252,20 @@ def test_bad_fleet_input_is_one_line_and_exit_2(cli, project, tmp_path, text, ex
     assert "hunter2" not in result.stderr
 
 
+def test_a_folder_given_to_fleet_is_named_a_folder_not_a_missing_file(cli, project, tmp_path):
+    folder = tmp_path / "fleets"
+    folder.mkdir()
+    result = cli("migrate", "course", "--fleet", folder, "--schemas-dir", project / "schemas")
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no such file" not in lines[0], lines
+    assert f"--fleet {folder}: is a folder, and --fleet takes a file; give the path of a fleet file" in lines[0]
+    assert "[[wave]]" in lines[0], lines
+    fleet_file(folder / "fleet.toml", [("all", ["dbname=t1"])])  # the file is in it: name that one
+    result = cli("migrate", "course", "--fleet", folder, "--schemas-dir", project / "schemas")
+    assert result.exit_code == 2 and f"pass --fleet {folder / 'fleet.toml'}" in result.stderr, result.stderr
+
+
 def test_fleet_needs_one_service(cli, project, tmp_path):
     f = fleet_file(tmp_path / "fleet.toml", [("all", ["dbname=t1"])])
     result = cli("migrate", "--fleet", f, "--schemas-dir", project / "schemas")

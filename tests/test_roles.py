@@ -407,3 +407,14 @@ def test_dry_run_and_check_of_a_missing_database_are_refused(cli, project):
         result = cli("roles", "identity", flag, "--schemas-dir", project / "schemas", env=env)
         assert result.exit_code == 4, result.output
         assert "does not exist; run 'dbtool migrate identity' first" in one_error_line(result)
+
+
+def test_a_missing_database_on_prod_is_exit_3_naming_env(cli, project):
+    """prod never creates a database: a missing one is a wrong URL or --env, as in every command."""
+    dbname = f"missing_{uuid.uuid4().hex[:8]}"
+    env = {"COURSE_DATABASE_URL": SERVER.conninfo(dbname)}
+    result = cli("roles", "course", "--check", "--env", "prod", "--schemas-dir", project / "schemas", env=env)
+    assert result.exit_code == 3, result.output
+    line = one_error_line(result)
+    assert f"course: database {dbname} does not exist, and --env prod never creates one" in line, line
+    assert "--env (now prod)" in line, line

@@ -51,6 +51,11 @@ class Fleet:
 
 def load_fleet(path: Path, environ: Mapping[str, str]) -> Fleet:
     """Every problem is one BadInput line naming the file, the wave and the fix; nothing connects."""
+    if path.is_dir():
+        inside = path / "fleet.toml"
+        fix = (f"pass --fleet {inside}" if inside.is_file() else
+               "give the path of a fleet file (e.g. fleet.toml) listing the databases in [[wave]] tables")
+        raise BadInput(f"--fleet {path}: is a folder, and --fleet takes a file; {fix}")
     if not path.is_file():
         raise BadInput(f"--fleet {path}: no such file; give the path of a fleet.toml")
     data = load_toml(path)

@@ -239,8 +239,14 @@ def load_tree(service_dir: Path) -> list[Migration]:
     for version, down in downs.items():
         if version not in ups:
             problems.append(f"{down}: down file without an up file; add {down.name.replace('.down', '')} or delete it")
+    if 0 in ups:  # not a gap below 001: a number the tree never starts at
+        up = ups[0]
+        name = parse_file_name(up.name)[1]  # type: ignore[index]
+        fix = (f"rename it 001_{name}.sql and its down file 001_{name}.down.sql" if 1 not in ups else
+               f"renumber from 001: this one becomes 001_{name}.sql (its down file too), each after it one up")
+        problems.append(f"{up}: migration numbers start at 001, not {up.name.split('_', 1)[0]}; {fix}")
     expected = 1
-    for version in sorted(ups):
+    for version in sorted(v for v in ups if v != 0):
         if version != expected:
             missing = f"{expected:03d}" if version == expected + 1 else f"{expected:03d} to {version - 1:03d}"
             problems.append(f"{ups[version]}: gap before it, no migration {missing}; renumber to close the gap")

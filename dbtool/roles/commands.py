@@ -14,7 +14,7 @@ import psycopg
 
 from .. import server
 from ..config import Settings, resolve_target, select_services
-from ..databases import database_exists, locate
+from ..databases import database_exists, locate, missing_database
 from ..errors import DatabaseUnavailable, Refused
 from .drift import Finding, drift
 from .names import RoleNames, every_service_names, role_names
@@ -72,6 +72,8 @@ def roles(settings: Settings, services: list[str] | None = None, dry_run: bool =
         if target.may_create and not (dry_run or check):
             server.ensure_database(conninfo, wait=settings.wait)
         elif not database_exists(conninfo, settings):
+            if not target.may_create:  # prod: nothing will create it, so it is the URL or --env (exit 3)
+                raise missing_database(settings, service, target.dbname)
             raise Refused(f"{service}: database {target.dbname} does not exist; run 'dbtool migrate {service}'"
                           " first; nothing was changed")
         with server.connect(conninfo, wait=settings.wait) as conn:
