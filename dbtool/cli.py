@@ -123,7 +123,10 @@ def boundary(show_traceback: bool, urls: list[str | None]) -> Iterator[None]:
             # What failed did so because the signal cancelled it: say that first.
             error = signals.Interrupted(f"interrupted by {signal.Signals(signum).name}; the running statement"
                                         f" was cancelled and rolled back ({error}); run the command again", signum)
-        hidden = [s for url in urls if url for s in secrets(Settings(dsn=url))] + secrets(Settings())
+        try:
+            hidden = [s for url in urls if url for s in secrets(Settings(dsn=url))] + secrets(Settings())
+        except ImportError:  # a signal cut an import short (psycopg's, at start-up): nothing connected yet
+            hidden = []
         if show_traceback:
             sys.stderr.write(_redact("".join(tracebacks.format_exception(exc)), hidden))
         message = str(error)

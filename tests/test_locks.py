@@ -337,3 +337,74 @@ def test_a_migrator_that_cannot_see_other_sessions_stops_queueing_after_one_time
         with connect(db) as admin:
             admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def _signalled_while_waiting(service, db, hold_sql: str, needle: str, *args: str) -> tuple[int, list[str], float]:
+    """Run migrate as a process while another session holds what it needs; SIGTERM it once its
+    output shows it waiting; (exit code, stderr lines, seconds from the signal to the exit)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    add_migration(service, "add_users_notes", "ALTER TABLE users ADD COLUMN notes text;\n",
+                  "ALTER TABLE users DROP COLUMN notes;\n")
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL")}
+    with connect(db) as holder:
+        holder.execute("BEGIN")
+        holder.execute(hold_sql)
+        run = subprocess.Popen([sys.executable, "-m", "dbtool", "migrate", "identity", "--schemas-dir",
+                                str(service.parent), *args], env={**clean, "IDENTITY_DATABASE_URL": db},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        seen, deadline = "", time.monotonic() + 30
+        while needle not in seen:
+            assert time.monotonic() < deadline and run.poll() is None, (seen, run.stderr.read())
+            seen += run.stdout.readline()
+        time.sleep(0.3)  # into the wait itself
+        run.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        code = run.wait(timeout=30)
+        took = time.monotonic() - sent
+        holder.execute("ROLLBACK")
+    return code, run.stderr.read().strip().splitlines(), took
+
+
+def test_sigterm_during_a_retry_wait_stops_at_once_with_nothing_applied(service, db):
+    _prepared(service, db)
+    code, err, took = _signalled_while_waiting(
+        service, db, "SELECT count(*) FROM users", "not queuing behind",
+        "--ddl-lock-timeout", "200ms", "--ddl-retries", "30")
+    assert code == 143 and len(err) == 1, err
+    assert "005_add_users_notes: interrupted by SIGTERM while waiting to retry; nothing of this migration" \
+           " was applied" in err[0], err
+    assert took < 5, took  # not the report's whole transaction, nor the thirty retries
+    with connect(db) as conn:
+        assert "notes" not in columns(conn, "users")
+
+
+def test_sigterm_while_another_run_holds_the_migration_lock_stops_at_once(service, db):
+    from dbtool.migrate.tracking import LOCK_KEYS
+
+    _prepared(service, db)
+    code, err, took = _signalled_while_waiting(
+        service, db, f"SELECT pg_advisory_lock({LOCK_KEYS[0]}, {LOCK_KEYS[1]})", "identity: ",
+        "--lock-timeout", "60")
+    assert code == 143 and len(err) == 1, err
+    assert "interrupted by SIGTERM while waiting for another dbtool run's migration lock; nothing was applied" \
+           in err[0], err
+    assert took < 5, took
+
+
+def test_a_service_cancelled_outside_a_step_still_gets_its_own_line(db):
+    # What the server said when the signal cancelled the state read, named by the service.
+    import psycopg
+
+    from dbtool.migrate.commands import _where_left
+
+    with connect(db) as conn:
+        conn.execute("SET statement_timeout = '10ms'")
+        with pytest.raises(psycopg.errors.QueryCanceled) as cancelled:
+            conn.execute("SELECT pg_sleep(1)")
+    line = _where_left("chat", cancelled.value, 2)
+    assert line.startswith("chat: interrupted by ") and "canceling statement" in line, line
+    assert "2 migration(s) applied before it, nothing half-done" in line, line

@@ -14,10 +14,10 @@ import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-from .. import server
+from .. import server, signals
 from ..config import Settings, Target, resolve_target, select_services
 from ..databases import locate, peek_state, require_database
-from ..errors import BadInput
+from ..errors import BadInput, classify
 from ..roles.owner import as_owner, owner_statement
 from ..signals import Interrupted
 from .results import Events, InOrder, ServiceResult
@@ -131,14 +131,23 @@ def _each_service(settings: Settings, trees: dict[str, list[Migration]], events:
     with ThreadPoolExecutor(max_workers=max(len(located), 1)) as pool:
         futures = [pool.submit(one, *item) for item in located]
     failures = {service: f.exception() for (service, *_), f in zip(located, futures)}
-    if any(isinstance(e, Interrupted) for e in failures.values()):
+    if any(isinstance(e, Interrupted) for e in failures.values()) or signals.received():
         # A signal stopped every service at once: say where each database was left, one line each.
-        raise Interrupted("\n".join(
-            str(failures[s]) if failures[s] else f"{s}: finished before the signal ({len(results[s].done)} done)"
-            for s in results))
+        raise Interrupted("\n".join(_where_left(s, failures[s], len(results[s].done)) for s in results))
     for future in futures:
         future.result()  # re-raises the first failure, in service order
     return list(results.values())
+
+
+def _where_left(service: str, failure: BaseException | None, done: int) -> str:
+    if failure is None:
+        return f"{service}: finished before the signal ({done} done)"
+    if isinstance(failure, Interrupted):
+        return str(failure)
+    # Cancelled outside a migration's step (connecting, reading the state, the tracking tables or
+    # the triggers): each of those is one transaction or none, so nothing is half-done.
+    return (f"{service}: interrupted by {signals.name()} ({classify(failure)}); {done} migration(s) applied"
+            " before it, nothing half-done; run the command again")
 
 
 def _sync_triggers(conn, settings: Settings, service: str, events: Events, dry_run: bool = False,

@@ -18,7 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Iterator
 
+from .. import signals
 from ..errors import BadInput, DatabaseUnavailable
+from ..signals import Interrupted
 
 # PostgreSQL's own time units for lock_timeout and statement_timeout; a bare number is milliseconds.
 _UNITS = {"us": 0.000001, "ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -335,17 +337,23 @@ def with_retries(attempt: Callable[[], None], policy: LockPolicy, watcher: Watch
         if on_retry:
             on_retry(f"{what}: {reason}; retry {retry}/{policy.retries} in {pause:.1f}s"
                      + (" or once it ends" if held else ""))
-        _pause(pause, look if held else None)
+        if not _pause(pause, look if held else None):
+            raise Interrupted(f"{what}: interrupted by {signals.name()} while waiting to retry; {left};"
+                              " run the command again")
 
 
-def _pause(seconds: float, look: Callable[..., str | None] | None) -> None:
+def _pause(seconds: float, look: Callable[..., str | None] | None) -> bool:
     """Sleep; while an old transaction is what stands in the way, look again every 100 ms (a catalog
-    read, which queues behind nobody) and go as soon as it has ended."""
+    read, which queues behind nobody) and go as soon as it has ended. False when a signal came: a
+    wait runs in a service's thread, where the handler cannot cut it short (it cancels statements)."""
     until = time.monotonic() + seconds
     while (left := until - time.monotonic()) > 0:
-        time.sleep(min(left, 0.1) if look else left)
+        time.sleep(min(left, 0.1))
+        if signals.received():
+            return False
         if look and look() is None:
-            return
+            return True
+    return True
 
 
 def policy_of(settings: object) -> LockPolicy:

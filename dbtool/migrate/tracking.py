@@ -11,8 +11,10 @@ import psycopg
 from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
 
+from .. import signals
 from ..errors import DatabaseUnavailable
 from ..roles.denied import explain
+from ..signals import Interrupted
 from .state import CHECKSUM_TABLE, tables_of
 from .tree import Migration
 
@@ -118,7 +120,11 @@ def advisory_lock(conn: psycopg.Connection, timeout: float, what: str) -> Iterat
                 f"{what}: another dbtool run holds the migration lock{pid} after {timeout:g}s;"
                 " wait for it to finish or raise --lock-timeout"
             )
-        time.sleep(delay)
+        for _ in range(round(delay / 0.05)):  # in slices: a signal cannot cut a thread's sleep short
+            time.sleep(0.05)
+            if signals.received():
+                raise Interrupted(f"{what}: interrupted by {signals.name()} while waiting for another dbtool run's"
+                                  " migration lock; nothing was applied; run the command again")
         delay = min(delay * 2, 1.0)
     try:
         yield
