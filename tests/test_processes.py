@@ -170,3 +170,62 @@ def test_a_signal_cancels_the_statement_rolls_back_releases_the_lock_and_a_rerun
     assert rerun.wait(timeout=60) == 0, rerun.stderr.read()
     with connect(db) as conn:
         assert conn.execute("SELECT to_regclass('slow_t')").fetchone()[0] is not None
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_the_first_initdb_leaves_nothing_and_a_rerun_starts_the_server(project, signum):
+    data = project / ".dbtool"  # what the project fixture stops at the end
+    env = {"DBTOOL_DATA_DIR": str(data)}
+    args = ("server", "start", "--schemas-dir", str(project / "schemas"))
+    first = dbtool(*args, env=env)
+    deadline = time.monotonic() + 60
+
+    def initdb_begun() -> bool:  # a data folder (final or temporary) that initdb has started filling
+        return any(p.is_dir() and any(p.iterdir()) for p in data.glob("pgdata*")) if data.exists() else False
+
+    while not initdb_begun():
+        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
+        time.sleep(0.01)
+    first.send_signal(signum)
+    assert first.wait(timeout=30) == (143 if signum == signal.SIGTERM else 130)
+    err = first.stderr.read().strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    assert f"interrupted by {signal.Signals(signum).name}" in err[0] and "run the command again" in err[0], err
+    rerun = dbtool(*args, env=env)
+    out, errs = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, errs
+    conninfo = out.strip().rsplit("embedded server running: ", 1)[-1]
+    with connect(conninfo) as conn:
+        assert conn.execute("SELECT current_database()").fetchone()[0] == "postgres"
+    assert [p.name for p in data.glob("pgdata*")] == ["pgdata"]  # no temporary folder left behind
+
+
+def test_a_latin1_database_stores_utf8_migrations_right_and_refuses_what_it_cannot_hold(cli, project, server):
+    name = f"latin1_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server.admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+                     .format(sql.Identifier(name)))
+    try:
+        folder = project / "schemas" / "svc"
+        folder.mkdir()
+        (folder / "001_accents.sql").write_text("CREATE TABLE t (v text);\nINSERT INTO t VALUES ('é');\n",
+                                                encoding="utf-8")
+        (folder / "001_accents.down.sql").write_text("DROP TABLE t;\n")
+        env = {"SVC_DATABASE_URL": server.conninfo(name)}
+        result = cli("migrate", "svc", "--schemas-dir", project / "schemas", env=env)
+        assert result.exit_code == 0, result.stderr
+        with connect(server.conninfo(name)) as conn:
+            assert conn.execute("SELECT v FROM t").fetchone()[0] == "é"
+            assert conn.execute("SELECT octet_length(v) FROM t").fetchone()[0] == 1  # one LATIN1 byte
+
+        (folder / "002_euro.sql").write_text("INSERT INTO t VALUES ('€');\n", encoding="utf-8")
+        (folder / "002_euro.down.sql").write_text("DELETE FROM t;\n")
+        result = cli("migrate", "svc", "--schemas-dir", project / "schemas", env=env)
+        assert result.exit_code == 2, (result.exit_code, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+        assert "LATIN1" in lines[0], lines[0]
+        with connect(server.conninfo(name)) as conn:
+            assert conn.execute("SELECT array_agg(v) FROM t").fetchone()[0] == ["é"]
+    finally:
+        drop(server, [name])
