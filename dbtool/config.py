@@ -111,6 +111,11 @@ def select_services(settings: Settings, names: list[str] | None) -> list[str]:
                 f"{settings.schemas_dir / name}: a service folder name must be a lower-case identifier"
                 f" (letters, digits, _; starting with a letter), e.g. {_suggest(name)}; rename the folder"
             )
+        if name in known and len(database_name(name, "prod")) > 63:
+            # PostgreSQL cuts a longer database name at 63 bytes without a word: <service>_db_<env>.
+            raise BadInput(f"{settings.schemas_dir / name}: a service folder name may have at most"
+                           f" {63 - len(database_name('', 'prod'))} characters, so that its database name"
+                           " (<service>_db_<env>) fits PostgreSQL's 63 bytes; rename the folder")
         if name not in known:
             where = settings.schemas_dir / name
             listing = ", ".join(known) or "none"

@@ -552,3 +552,18 @@ def test_a_statement_a_signal_cancelled_is_reported_as_the_interruption(db, caps
     line = capsys.readouterr().err.strip()
     assert line.startswith("error: interrupted by SIGINT; the running statement was cancelled"), line
     assert "canceling statement due to user request" in line, line
+
+
+def test_a_service_folder_too_long_for_its_database_name_is_refused(cli, project):
+    name = "s" * 56  # s..._db_prod would be 64 bytes: PostgreSQL would cut it
+    (project / "schemas" / name).mkdir()
+    line = one_error_line(cli("validate", name, "--schemas-dir", project / "schemas"), 2)
+    assert f"{name}: a service folder name may have at most 55 characters" in line, line
+    (project / "schemas" / name).rename(project / "schemas" / name[:55])
+    assert "at most" not in cli("validate", name[:55], "--schemas-dir", project / "schemas").output
+
+
+def test_a_migration_with_a_byte_order_mark_fails_validate_not_migrate(cli, project):
+    schemas = service(project, "\ufeffCREATE TABLE a_items (id int);\n")
+    line = one_error_line(cli("validate", "svc", "--schemas-dir", schemas), 2)
+    assert "001_make_items.sql: starts with a byte order mark; save the file as UTF-8 without BOM" in line, line

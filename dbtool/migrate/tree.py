@@ -167,6 +167,8 @@ def _content_problem(path: Path, data: bytes, is_down: bool) -> str | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8"
+    if text.startswith("\ufeff"):  # yoyo and the server would read it as part of the first word
+        return f"{path}: starts with a byte order mark; save the file as UTF-8 without BOM"
     if not _has_sql(text) and not (is_down and IRREVERSIBLE.search(text)):
         hint = " or mark it '-- dbtool: irreversible <reason>'" if is_down else ""
         return f"{path}: has no SQL statement; write the migration{hint}"
