@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -265,3 +270,32 @@ def test_unknown_query_and_bad_options_are_bad_input(cli, project, migrated):
 def test_a_missing_database_is_refused(cli, project, server):
     env = {"CHAT_DATABASE_URL": server.conninfo("explain_missing_db")}
     assert_one_line(explain(cli, project, env, "chat"), 3, "explain_missing_db does not exist", "dbtool migrate")
+
+
+def _sleeping(conninfo: str) -> bool:
+    with connect(conninfo) as conn:
+        return bool(conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%%pg_sleep%%'"
+                                 " AND pid <> pg_backend_pid()").fetchone()[0])
+
+
+@pytest.mark.parametrize("command, signum, code", [("explain", signal.SIGINT, 130), ("report", signal.SIGTERM, 143)])
+def test_a_signal_during_a_key_query_stops_the_run_as_interrupted_not_as_a_timeout(project, seeded, tmp_path,
+                                                                                   command, signum, code):
+    dbs, env = seeded
+    write(project / "schemas" / "identity" / "queries", "aa_slow", "-- Sleeps.\nSELECT pg_sleep(5);")
+    out = tmp_path / "out.html"
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL") and not k.startswith("DB_")}
+    run = subprocess.Popen([sys.executable, "-m", "dbtool", command, "identity", "--output", str(out),
+                            "--schemas-dir", str(project / "schemas")],
+                           env={**clean, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not _sleeping(dbs["identity"]):
+        assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+        time.sleep(0.05)
+    run.send_signal(signum)
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == code, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert f"interrupted by {signal.Signals(signum).name}" in lines[0] and "--timeout" not in lines[0], lines[0]
+    assert not out.exists()

@@ -336,3 +336,21 @@ def test_sigint_during_a_load_exits_130_leaves_the_tables_as_they_were_and_a_rer
     assert rerun.returncode == 0, rerun.stderr
     assert counts(dbs)["users"] > 0 and counts(dbs)["chat_messages"] > 0
     assert _structure(dbs["identity"]) == before
+
+
+def test_two_seeds_at_once_on_the_same_databases_both_succeed_and_load_one_runs_rows(project, fleet):
+    dbs, env = fleet
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL") and not k.startswith("DB_")}
+    command = [sys.executable, "-m", "dbtool", "seed", "--scale", "50", "--schemas-dir", str(project / "schemas")]
+    runs = [subprocess.Popen(command, env={**clean, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    for run in runs:
+        _, err = run.communicate(timeout=300)
+        assert run.returncode == 0, err
+    loaded = counts(dbs)
+    assert loaded["courses"] == 50 * 200
+    assert_consistent(dbs)
+    # Exactly one run's rows: a third run at the same scale finds nothing missing.
+    again = subprocess.run([*command, "--json"], env={**clean, **env}, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["rows"] == 0 and counts(dbs) == loaded

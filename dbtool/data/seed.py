@@ -44,6 +44,10 @@ MAX_SCALE = 5000
 # Rows generated at a time (parent rows, for a group under a parent), per COPY write: small enough
 # that the server starts early and the last chunk leaves it little to do once generation ends.
 CHUNK_ROWS = 1000
+# Two int4 keys for pg_advisory_xact_lock, "dbtl" and "seed" in ASCII: one seed at a time per database.
+# Distinct from the migration lock (dbtool/migrate/tracking.py). A second seed waits for the first to
+# commit, then finds its rows present and adds only those still missing, instead of deadlocking with it.
+SEED_LOCK_KEYS = (0x6462746C, 0x73656564)
 
 
 @dataclass
@@ -198,6 +202,7 @@ def _run_files_in_one_transaction(conn: psycopg.Connection, service: str, files:
                                   events: SeedEvents) -> list[TableLoad]:
     loads: list[TableLoad] = []
     with conn.transaction():
+        _serialise(conn)
         for path in files:
             if signals.received():
                 raise Interrupted(f"interrupted by {signals.name()} before {path.name}")
@@ -211,6 +216,12 @@ def _run_files_in_one_transaction(conn: psycopg.Connection, service: str, files:
             events.done(TableLoad(service, tables, path.name, sum(x.rows for x in file_loads), 0, seconds))
             loads += file_loads
     return loads
+
+
+def _serialise(conn: psycopg.Connection) -> None:
+    """The first statement of a service's seed transaction: wait for any other seed of this database;
+    the lock goes with the transaction (commit, rollback, or a connection that died)."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", SEED_LOCK_KEYS)
 
 
 def _inserted(conn: psycopg.Connection) -> dict[str, int]:
@@ -257,6 +268,7 @@ def _load_synthetic(conn: psycopg.Connection, service: str, groups: list[Group],
     loading: str | None = None  # the table being loaded, for the words of an interruption
     try:
         with conn.transaction():
+            _serialise(conn)  # before anything is read: which tables are empty, which rows are present
             deferred = defer(conn, tables)
             for group in groups:
                 loading = group.table

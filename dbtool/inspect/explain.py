@@ -25,11 +25,12 @@ from typing import Any
 
 import psycopg
 
-from .. import server
+from .. import server, signals
 from ..config import Settings
 from ..databases import require_database
 from ..errors import BadInput, Refused
 from ..migrate.locks import LONGEST
+from ..signals import Interrupted
 from .plans import PlanNode, plan_nodes, plan_warnings, scan_summary
 from .queries import KeyQuery, select_queries
 
@@ -141,6 +142,8 @@ def explain(
         for conn, result, bound in prepared:
             sizes: dict[str, float] = {}  # reltuples per table, looked up once per service
             for query, values in bound:
+                if signals.received():  # between two queries: start no new one
+                    raise _interrupted(f"before {query.path.name} of {result.service}")
                 result.reports.append(_run(conn, query, values, timeout, large_rows, sizes))
         return [result for _, result, _ in prepared]
     finally:
@@ -205,6 +208,8 @@ def _bind(conn: psycopg.Connection, query: KeyQuery, timeout: float) -> dict[str
             try:
                 row = conn.execute(sql_text.encode()).fetchone()
             except psycopg.Error as exc:
+                if signals.received():
+                    raise _interrupted(f"while the parameters of {query.path.name} were picked") from None
                 raise BadInput(f"{query.path}: -- param {name}: {_message(exc)}; fix the parameter query") from None
             if row is None:
                 raise Refused(f"{query.path}: -- param {name} found no row in {conn.info.dbname}; load data with"
@@ -214,6 +219,12 @@ def _bind(conn: psycopg.Connection, query: KeyQuery, timeout: float) -> dict[str
                                f" add 'WHERE ... IS NOT NULL' to its SELECT; nothing was run")
             values[name] = row[0]
     return values
+
+
+def _interrupted(where: str) -> Interrupted:
+    return Interrupted(f"interrupted by {signals.name()} {where}; every key query runs in a read-only transaction"
+                       " that is rolled back, so nothing was changed and no report was written;"
+                       " run the command again")
 
 
 def _message(exc: psycopg.Error) -> str:
@@ -228,6 +239,8 @@ def _run(conn: psycopg.Connection, query: KeyQuery, values: dict[str, Any], time
             _read_only(conn, timeout)
             row = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {query.sql}", values).fetchone()
     except psycopg.errors.QueryCanceled:
+        if signals.received():  # the signal cancelled it, not the statement timeout: no finding
+            raise _interrupted(f"while {query.path.name} of {query.service} ran") from None
         report.error = f"cancelled after the {timeout:g} s statement timeout"
         report.broken.append(f"did not finish within --timeout {timeout:g} s")
         return report
