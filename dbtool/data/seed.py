@@ -204,8 +204,7 @@ def _run_files_in_one_transaction(conn: psycopg.Connection, service: str, files:
     with conn.transaction():
         _serialise(conn)
         for path in files:
-            if signals.received():
-                raise Interrupted(f"interrupted by {signals.name()} before {path.name}")
+            signals.check()  # reworded by _run_files, which names the files
             before = _inserted(conn)
             started = time.perf_counter()
             _execute_file(conn, path)
@@ -272,8 +271,7 @@ def _load_synthetic(conn: psycopg.Connection, service: str, groups: list[Group],
             deferred = defer(conn, tables)
             for group in groups:
                 loading = group.table
-                if signals.received():  # between two statements, a cancel finds nothing to cancel
-                    raise Interrupted(f"interrupted by {signals.name()} before loading {loading}")
+                signals.check()  # between two statements, a cancel finds nothing to cancel
                 present = _present(conn, group)
                 present_before[group.name] = present
                 load = TableLoad(service, group.table, group.name, present=present)
@@ -350,8 +348,7 @@ def _copy(conn: psycopg.Connection, group: Group, generated: Iterator[Chunk], lo
     # A writer thread sends one chunk while the next is generated: the server never waits on Python.
     with _writer_gets_the_gil_sooner(), cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy:
         for chunk in generated:
-            if signals.received():  # the cancel may land while Python generates, not on the COPY
-                raise Interrupted(f"interrupted by {signals.name()} while loading {group.table}")
+            signals.check()  # the cancel may land while Python generates, not on the COPY
             copy.write(group.copy_text(chunk))
             load.rows += len(chunk)
             events.advance(load, len(chunk))
