@@ -168,15 +168,19 @@ def test_a_url_that_does_not_parse_is_exit_2(cli, project, url):
     assert "REDIS_URL: " in env_error
 
 
+def _as_user(user: str, password: str) -> str:
+    """The session's Redis URL, logging in as `user`."""
+    base = os.environ["REDIS_URL"]
+    if base.startswith("unix://"):
+        return base.replace("unix://", f"unix://{user}:{password}@", 1)
+    return base.replace("://", f"://{user}:{password}@", 1).replace("@:", "@", 1)
+
+
 def test_a_wrong_password_is_exit_3(cli, project):
     conn = current_redis()
     conn.acl_setuser("dbtool_tester", enabled=True, passwords=["+right-pw"], keys=["*"], commands=["+@all"])
     try:
-        base = os.environ["REDIS_URL"]
-        if base.startswith("unix://"):
-            url = base.replace("unix://", "unix://dbtool_tester:wrong-pw@", 1)
-        else:
-            url = base.replace("://", "://dbtool_tester:wrong-pw@", 1).replace("@:", "@", 1)
+        url = _as_user("dbtool_tester", "wrong-pw")
         error = one_error_line(audit(cli, project, {"REDIS_URL": url}), 3)
         assert "wrong password" in error and "wrong-pw" not in error
     finally:
@@ -253,11 +257,7 @@ def test_a_command_the_acl_user_lacks_is_exit_3_and_named(cli, project):
     conn = current_redis()
     conn.acl_setuser("dbtool_scanless", enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-scan"])
     try:
-        base = os.environ["REDIS_URL"]
-        if base.startswith("unix://"):
-            url = base.replace("unix://", "unix://dbtool_scanless:pw@", 1)
-        else:
-            url = base.replace("://", "://dbtool_scanless:pw@", 1).replace("@:", "@", 1)
+        url = _as_user("dbtool_scanless", "pw")
         error = one_error_line(audit(cli, project, {"REDIS_URL": url}), 3)
         assert error.endswith(": the ACL user 'dbtool_scanless' may not run SCAN; grant it"
                               " (ACL SETUSER dbtool_scanless +scan)"), error
