@@ -69,6 +69,35 @@ def classify(exc: BaseException) -> DbtoolError:
     return InternalError(f"internal error: {type(exc).__name__}: {exc}; rerun with --traceback and report it")
 
 
+# SQLSTATEs that are a condition of the server or the session, not the fault of the statement that met
+# it: what each means and its fix. Exit 3 like an unreachable server, never "fix the statement".
+_CONDITIONS = {
+    "25006": "the database is read-only (a standby, or default_transaction_read_only is on for this"
+             " database or role); point the URL at the primary, or turn the setting off",
+    "57014": "the statement was cancelled: statement_timeout ran out (dbtool's --statement-timeout, a"
+             " migration's '-- statement-timeout:' line, or the role's or database's setting), or another"
+             " session cancelled it; give it more time",
+    "55P03": "a lock was not granted within lock_timeout because another session holds it; run again"
+             " once that session is done",
+    "40P01": "deadlock with another session, which won; run again",
+    "40001": "serialization failure against a concurrent transaction; run again",
+    "53100": "the server's disk is full; free space on it",
+    "53200": "the server is out of memory; free memory on it or lower work_mem",
+    "53300": "the server has no connection slot left (max_connections); close idle sessions",
+    "53400": "a server configuration limit was reached (max_locks_per_transaction and the like); raise it",
+}
+
+
+def server_condition(exc) -> str | None:  # noqa: ANN001 - psycopg.Error, not imported here
+    """What a server-side condition means and how to clear it, or None when the statement is to blame."""
+    state = getattr(exc, "sqlstate", None) or ""
+    if state in _CONDITIONS:
+        return _CONDITIONS[state]
+    if state.startswith(("57P", "08")):  # shut down, terminated, connection lost
+        return "the server ended the connection (shut down, restarted, or the session was terminated)"
+    return None
+
+
 def _database_error(exc) -> DbtoolError:  # noqa: ANN001 - psycopg.Error, not imported here
     state = exc.sqlstate or ""
     diag = exc.diag
@@ -79,8 +108,10 @@ def _database_error(exc) -> DbtoolError:  # noqa: ANN001 - psycopg.Error, not im
         )
 
         return DatabaseUnavailable(explain(message))
+    condition = server_condition(exc)
+    if condition:
+        return DatabaseUnavailable(f"{message}: {condition}; then run again")
     if state.startswith(("23", "42", "22", "2B", "3F")):  # constraints, syntax/undefined, data, schema
         return BadInput(f"the database refused a statement: {message}; fix it and run again")
-    # 08 connection exceptions, 57P shutdown/termination, and any other server-side failure.
+    # Any other server-side failure, or a connection lost before a SQLSTATE came back.
     return DatabaseUnavailable(f"the server failed or went away: {message}; check the server and run again")
-

@@ -361,7 +361,7 @@ def test_a_role_without_rights_gets_one_line_naming_the_privilege(cli, project, 
     ("CREATE TABLE a_items (id int);\nINSERT INTO a_items VALUES (-1);\n\nALTER TABLE a_items\n"
      "  ADD CONSTRAINT a_items_positive CHECK (id > 0);\n", "001_make_items.sql:4: check constraint"),
     ("-- statement-timeout: 200ms\nCREATE TABLE a_items (id int);\nSELECT pg_sleep(5);\n",
-     "001_make_items.sql:3: canceling statement due to statement timeout"),
+     "001_make_items.sql:3: canceling statement due to statement timeout"),  # exit 3: not the statement's fault
     # A position, in the whole file the server was sent.
     ("CREATE TABLE a_items (id int);\n/* a; comment */\nCREATE TABLE b_items (\n  id nosuchtype);\n",
      "001_make_items.sql:4: type \"nosuchtype\" does not exist"),
@@ -369,7 +369,7 @@ def test_a_role_without_rights_gets_one_line_naming_the_privilege(cli, project, 
 def test_a_file_sent_whole_still_names_the_line_of_the_statement_that_failed(cli, project, db, up, needle):
     schemas = service(project, up)
     result = cli("migrate", "svc", "--schemas-dir", schemas, env={"SVC_DATABASE_URL": db})
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == (3 if "timeout" in needle else 2), result.output
     assert_no_crash(result)
     line = one_error_line(result)
     assert needle in line and "nothing of this migration was applied" in line, line
@@ -567,3 +567,40 @@ def test_a_migration_with_a_byte_order_mark_fails_validate_not_migrate(cli, proj
     schemas = service(project, "\ufeffCREATE TABLE a_items (id int);\n")
     line = one_error_line(cli("validate", "svc", "--schemas-dir", schemas), 2)
     assert "001_make_items.sql: starts with a byte order mark; save the file as UTF-8 without BOM" in line, line
+
+
+def _database_name(conninfo: str) -> str:
+    return psycopg.conninfo.conninfo_to_dict(conninfo)["dbname"]
+
+
+def test_a_read_only_database_is_a_server_condition_naming_the_setting_not_a_bad_statement(cli, project, db, server):
+    with connect(server.admin) as conn:
+        conn.execute(f'ALTER DATABASE "{_database_name(db)}" SET default_transaction_read_only = on')
+    schemas = service(project, "CREATE TABLE a_items (id int);")
+    line = one_error_line(cli("migrate", "svc", "--schemas-dir", schemas, env={"SVC_DATABASE_URL": db}), 3)
+    assert "read-only" in line and "default_transaction_read_only" in line and "primary" in line, line
+    assert "fix the statement" not in line and "went away" not in line, line
+    assert tables(db) == set()
+
+
+def test_a_migration_statement_that_outlives_the_statement_timeout_is_exit_3_and_applies_nothing(cli, project,
+                                                                                                    db):
+    schemas = service(project, "CREATE TABLE a_items (id int);\nSELECT pg_sleep(2);\n")
+    result = cli("migrate", "svc", "--statement-timeout", "100ms", "--schemas-dir", schemas,
+                 env={"SVC_DATABASE_URL": db})
+    line = one_error_line(result, 3)
+    assert "001_make_items.sql:2:" in line and "statement_timeout" in line, line
+    assert "nothing of this migration was applied" in line and "fix the statement" not in line, line
+    assert tables(db) == set()
+
+
+def test_a_seed_cut_short_by_the_databases_statement_timeout_is_exit_3_and_writes_nothing(cli, project, migrated,
+                                                                                           server):
+    dbs, env = migrated
+    with connect(server.admin) as conn:
+        conn.execute(f"ALTER DATABASE \"{_database_name(dbs['course'])}\" SET statement_timeout = '2ms'")
+    line = one_error_line(cli("seed", "course", "--scale", "20", "--schemas-dir", project / "schemas", env=env), 3)
+    assert line.startswith("error: course: ") and "statement_timeout" in line, line
+    assert "synthetic.toml" not in line and "nothing of course was written" in line, line
+    with connect(dbs["course"]) as conn:
+        assert conn.execute("SELECT count(*) FROM courses").fetchone()[0] == 0

@@ -30,7 +30,7 @@ from psycopg.copy import QueuedLibpqWriter
 from .. import server, signals
 from ..config import Settings, read_utf8, select_services
 from ..databases import migrated_conninfo
-from ..errors import BadInput, DatabaseUnavailable, Refused
+from ..errors import BadInput, DatabaseUnavailable, Refused, classify, server_condition
 from ..migrate.tree import client_copy_line
 from ..roles.denied import explain
 from ..signals import Interrupted
@@ -240,6 +240,8 @@ def _execute_file(conn: psycopg.Connection, path: Path) -> None:
     except psycopg.Error as exc:
         if exc.sqlstate == "42501":
             raise DatabaseUnavailable(f"{path}: {explain(exc.diag.message_primary or '', 'INSERT')}") from None
+        if server_condition(exc):
+            raise DatabaseUnavailable(f"{path}: {classify(exc)}; nothing of this service's seeds was written") from None
         pos = getattr(exc.diag, "statement_position", None)
         line = f":{text[: int(pos) - 1].count(chr(10)) + 1}" if pos else ""
         message = (exc.diag.message_primary or str(exc)).strip()
@@ -304,6 +306,8 @@ def _load_synthetic(conn: psycopg.Connection, service: str, groups: list[Group],
                           " fresh database, then seed again") from None
         if exc.sqlstate == "42501":
             raise DatabaseUnavailable(f"{service}: {explain(exc.diag.message_primary or '', 'INSERT')}") from None
+        if server_condition(exc):  # read-only, a timeout, a full disk: the server's, not the file's
+            raise DatabaseUnavailable(f"{service}: {classify(exc)}; nothing of {service} was written") from None
         raise BadInput(f"{service}: synthetic data refused by the database:"
                        f" {(exc.diag.message_primary or str(exc)).strip()}; fix seeds/{SYNTHETIC_FILE}") from None
     for table in dict.fromkeys(load.table for load in loads if load.rows):  # users holds two groups

@@ -14,7 +14,7 @@ from psycopg import sql
 from psycopg.pq import ExecStatus, TransactionStatus
 
 from .. import signals
-from ..errors import BadInput, DatabaseUnavailable, DbtoolError, Refused
+from ..errors import BadInput, DatabaseUnavailable, DbtoolError, Refused, server_condition
 from ..roles.denied import explain, privilege_of
 from ..signals import Interrupted
 from .guard import refuse_data_loss
@@ -97,6 +97,9 @@ def _run(conn: psycopg.Connection, path: Path, statements: list[Statement], tran
             if exc.sqlstate == "42501":  # not the statement's fault: the role lacks a privilege
                 what = explain(message, privilege_of(failed.sql), conn.info.user)
                 raise DatabaseUnavailable(f"{where}: {what}; {state}") from None
+            condition = server_condition(exc)
+            if condition:  # read-only database, timeout, deadlock, disk full: not the statement's fault
+                raise DatabaseUnavailable(f"{where}: {message}: {condition}; {state}; then run again") from None
             raise BadInput(f"{where}: {message}; {state}; fix the statement and run again") from None
 
 
