@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,16 +268,35 @@ def load_toml(path: Path) -> dict:
     else:  # pragma: no cover - exercised on 3.10 only
         import tomli as tomllib
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(_text(plain_bytes(path)))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(f"{path}: not valid TOML ({exc}); fix the file") from None
+
+
+def plain_bytes(path: Path) -> bytes:
+    """A file's bytes, refusing what is no regular file: reading a FIFO waits for a writer that never
+    comes, and a device never ends. A symlink to a regular file is fine."""
+    try:
+        regular = stat.S_ISREG(path.stat().st_mode)
+    except OSError as exc:
+        raise BadInput(f"{path}: {exc.strerror or exc}; check the path and its permissions") from None
+    if not regular:
+        raise BadInput(f"{path}: not a regular file (a FIFO, socket or device); replace it with a plain"
+                       " file or move it out of the folder")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise BadInput(f"{path}: {exc.strerror or exc}; check the path and its permissions") from None
 
 
 def read_utf8(path: Path) -> str:
     """A text file the user keeps (schema.sql, a seed, a key query), or one line naming it and the fix."""
     try:
-        return path.read_text(encoding="utf-8")
+        return _text(plain_bytes(path))
     except UnicodeDecodeError as exc:
         raise BadInput(f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8") from None
-    except OSError as exc:
-        raise BadInput(f"{path}: {exc.strerror or exc}; check the path and its permissions") from None
+
+
+def _text(data: bytes) -> str:
+    # As open() in text mode reads it: universal newlines.
+    return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")

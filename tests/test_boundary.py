@@ -604,3 +604,18 @@ def test_a_seed_cut_short_by_the_databases_statement_timeout_is_exit_3_and_write
     assert "synthetic.toml" not in line and "nothing of course was written" in line, line
     with connect(dbs["course"]) as conn:
         assert conn.execute("SELECT count(*) FROM courses").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("args", [["validate"], ["lint"], ["lint", "{folder}"], ["lint", "{fifo}"]])
+def test_a_fifo_among_the_migrations_is_refused_naming_it_instead_of_hanging(project, args):
+    # A subprocess with a timeout: reading a FIFO waits for a writer forever, so the old failure was a hang.
+    folder = project / "schemas" / "course"
+    fifo = folder / "009_pipe.sql"
+    os.mkfifo(fifo)
+    argv = [a.format(folder=folder, fifo=fifo) for a in args]
+    result = subprocess.run([sys.executable, "-m", "dbtool", *argv, "--schemas-dir", str(project / "schemas")],
+                            capture_output=True, text=True, timeout=60, cwd=project)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert any(line.startswith(f"error: {fifo}: not a regular file") for line in result.stderr.splitlines()), \
+        result.stderr
+    assert "Traceback" not in result.stderr

@@ -73,7 +73,7 @@ def _lint_path(path: Path, report: LintReport, rule_set: str | None) -> None:
     if NOT_MIGRATION_FOLDERS & set(path.parts) or path.name in NOT_MIGRATIONS:
         raise BadInput(f"{path}: not a migration (seeds, queries and schema.sql are not linted);"
                        " give a service folder or a migration file")
-    if path.is_file():
+    if not path.is_dir():  # a file; plain_bytes refuses a FIFO or a device by name
         _lint_file(path, report, rule_set)
         return
     sql = _sql_files(path)

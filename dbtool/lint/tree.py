@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import plain_bytes
 from ..errors import BadInput, MigrationTreeError
 from ..migrate.tree import NOT_MIGRATIONS, Migration, load_tree, parse_file_name
 
@@ -58,7 +59,7 @@ def _about(problem: str, files: list[Path], folder: Path) -> Path:
 def utf8_bytes(path: Path) -> bytes:
     """A file's bytes, or the line validate gives when they are not UTF-8: skipping the file would
     pass it unread. Bytes, not config.read_utf8's text: a migration keeps its line endings."""
-    data = path.read_bytes()
+    data = plain_bytes(path)
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:

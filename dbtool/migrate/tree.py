@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import Settings, select_services
+from ..config import Settings, plain_bytes, select_services
 from ..errors import BadInput, MigrationTreeError, Refused
 
 FILE_NAME = re.compile(r"^(?P<version>\d{3,})_(?P<name>[a-z][a-z0-9]*(?:_[a-z0-9]+)*)(?P<down>\.down)?\.sql$")
@@ -217,7 +217,11 @@ def load_tree(service_dir: Path) -> list[Migration]:
             continue
         version, _, is_down = parsed
         (all_downs if is_down else all_ups).setdefault(version, []).append(path)
-        contents[path] = data = path.read_bytes()
+        try:
+            contents[path] = data = plain_bytes(path)
+        except BadInput as exc:
+            problems.append(str(exc))
+            continue
         problem = _content_problem(path, data, is_down)
         if problem:
             problems.append(problem)
