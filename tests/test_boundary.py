@@ -619,3 +619,22 @@ def test_a_fifo_among_the_migrations_is_refused_naming_it_instead_of_hanging(pro
     assert any(line.startswith(f"error: {fifo}: not a regular file") for line in result.stderr.splitlines()), \
         result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("search_path", ["nosuchschema", "app"])
+def test_a_search_path_set_since_the_last_migrate_is_refused_not_read_as_a_database_that_applied_nothing(
+        cli, project, migrated, server, search_path):
+    dbs, env = migrated
+    with connect(dbs["course"]) as conn:
+        conn.execute("CREATE SCHEMA app")
+        conn.execute(f'ALTER DATABASE "{_database_name(dbs["course"])}" SET search_path = {search_path}')
+    schemas = project / "schemas"
+    for command in (["status", "course"], ["migrate", "course"]):
+        line = one_error_line(cli(*command, "--schemas-dir", schemas, env=env), 4)
+        assert "public._yoyo_migration records this database's migrations" in line, line
+        assert f"search_path ({search_path})" in line and "RESET search_path" in line, line
+    with connect(dbs["course"]) as conn:  # nothing made in the schema the search_path points at
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'app'").fetchone()[0] == 0
+    with connect(server.admin) as conn:
+        conn.execute(f'ALTER DATABASE "{_database_name(dbs["course"])}" RESET search_path')
+    assert cli("status", "course", "--exit-code", "--schemas-dir", schemas, env=env).exit_code == 0

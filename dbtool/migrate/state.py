@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import psycopg
+from psycopg import sql
 
 from ..errors import BadInput, DatabaseUnavailable, Refused
 from .tree import Migration
@@ -72,12 +73,38 @@ class State:
         return "unknown" if self.applied[m.id].up_checksum is None else "applied"
 
 
-def tables_of(conn: psycopg.Connection) -> set[str]:
-    rows = conn.execute(
-        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename = ANY(%s)",
+def tables_of(conn: psycopg.Connection, migrations: Sequence[Migration] = ()) -> set[str]:
+    """The tracking tables in the session's current schema, where yoyo and dbtool keep them.
+
+    Refused when there are none there but another schema holds a _yoyo_migration that records
+    `migrations`: a search_path set on the role or database since the last migrate, read as a database
+    that applied nothing, would apply every migration again into another schema."""
+    schema, search_path, found, elsewhere = conn.execute(
+        """SELECT current_schema(), current_setting('search_path'),
+                  ARRAY(SELECT tablename::text FROM pg_tables
+                        WHERE schemaname = current_schema() AND tablename = ANY(%s)),
+                  ARRAY(SELECT schemaname::text FROM pg_tables WHERE tablename = '_yoyo_migration'
+                        AND schemaname IS DISTINCT FROM current_schema() ORDER BY 1)""",
         (list(TRACKING_TABLES),),
-    ).fetchall()
-    return {r[0] for r in rows}
+    ).fetchone()
+    if "_yoyo_migration" not in found:
+        for other in elsewhere:
+            query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {}._yoyo_migration WHERE migration_id = ANY(%s))")
+            ids = [m.id for m in migrations]
+            if ids and conn.execute(query.format(sql.Identifier(other)), (ids,)).fetchone()[0]:
+                where = f"puts {schema} first" if schema else "names no schema that exists"
+                raise Refused(
+                    f"{conn.info.dbname}: {other}._yoyo_migration records this database's migrations, but"
+                    f" the session's search_path ({search_path}) {where}, where none are recorded: a migrate"
+                    " would apply them all again there; reset it (ALTER DATABASE {conn.info.dbname} RESET search_path, or ALTER ROLE"
+                    f" {conn.info.user} RESET search_path) or put {other} first, then run again;"
+                    " nothing was changed")
+    if schema is None:
+        raise BadInput(
+            f"{conn.info.dbname}: the session's search_path ({search_path}) names no schema that exists,"
+            " so there is nowhere to keep the migration records; set it to the service's schema"
+            f" (ALTER ROLE {conn.info.user} SET search_path = public) or create the schema, then run again")
+    return set(found)
 
 
 _CURRENT = f"""SELECT m.migration_id, m.applied_at_utc, c.up_sha256, c.down_sha256
@@ -121,7 +148,7 @@ def read_state_and(conn: psycopg.Connection, migrations: list[Migration], before
 
 
 def _read_state(conn: psycopg.Connection, migrations: list[Migration]) -> State:
-    tables = tables_of(conn)
+    tables = tables_of(conn, migrations)
     applied: dict[str, Applied] = {}
     if "_yoyo_migration" in tables:
         query = _CURRENT if CHECKSUM_TABLE in tables else \
