@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import assert_no_crash, connect, one_error_line
+from conftest import add_migration, assert_no_crash, connect, one_error_line
 
 from dbtool.errors import BadInput
 from dbtool.migrate.runner import _run
@@ -638,3 +638,17 @@ def test_a_search_path_set_since_the_last_migrate_is_refused_not_read_as_a_datab
     with connect(server.admin) as conn:
         conn.execute(f'ALTER DATABASE "{_database_name(dbs["course"])}" RESET search_path')
     assert cli("status", "course", "--exit-code", "--schemas-dir", schemas, env=env).exit_code == 0
+
+
+@pytest.mark.parametrize("dropped", ["_yoyo_log", "_yoyo_version"])
+def test_a_tracking_table_dropped_by_hand_is_refused_naming_it_before_anything_is_applied(cli, project, migrated,
+                                                                                         dropped):
+    dbs, env = migrated
+    with connect(dbs["chat"]) as conn:
+        conn.execute(f"DROP TABLE {dropped}")
+    add_migration(project / "schemas" / "chat", "add_chat_extra", "CREATE TABLE chat_extra (id int);",
+                  "DROP TABLE chat_extra;")
+    line = one_error_line(cli("migrate", "chat", "--schemas-dir", project / "schemas", env=env), 4)
+    assert f"yoyo's tracking tables are incomplete: {dropped} missing" in line and "backup" in line, line
+    with connect(dbs["chat"]) as conn:
+        assert conn.execute("SELECT to_regclass('chat_extra')").fetchone()[0] is None

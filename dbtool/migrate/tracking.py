@@ -12,7 +12,7 @@ from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
 
 from .. import signals
-from ..errors import DatabaseUnavailable
+from ..errors import DatabaseUnavailable, Refused
 from ..roles.denied import explain
 from ..signals import Interrupted
 from .state import CHECKSUM_TABLE, tables_of
@@ -50,6 +50,7 @@ def tracking(conn: psycopg.Connection) -> Tracking:
     """yoyo's backend on `conn`, its tables and dbtool's checksum table made or brought up to date."""
     backend = Tracking(conn)
     found = tables_of(conn)
+    _refuse_damaged(conn, found)
     with _denied(conn, "SELECT"):
         current = YOYO_TABLES <= found and _yoyo_version(conn) == YOYO_SCHEMA_VERSION
     if current and CHECKSUM_TABLE in found:
@@ -70,6 +71,19 @@ def tracking(conn: psycopg.Connection) -> Tracking:
     with _denied(conn, "CREATE"):
         conn.execute(_CREATE_CHECKSUM_TABLE)
     return backend
+
+
+def _refuse_damaged(conn: psycopg.Connection, found: set[str]) -> None:
+    """yoyo's tables come as none, _yoyo_migration alone (an older yoyo, upgraded by yoyo) or all
+    three. Any other set was changed by hand, and yoyo's upgrade or the next record would fail
+    half-way with "relation already exists" or "does not exist", which is no statement's fault."""
+    have = found & YOYO_TABLES
+    if have in (set(), {"_yoyo_migration"}, YOYO_TABLES):
+        return
+    missing = ", ".join(sorted(YOYO_TABLES - have))
+    raise Refused(f"{conn.info.dbname}: yoyo's tracking tables are incomplete: {missing} missing beside"
+                  f" {', '.join(sorted(have))} (dropped by hand?); restore {missing} from a backup, then run"
+                  " again; nothing was changed")
 
 
 @contextmanager
