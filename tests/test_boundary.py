@@ -652,3 +652,40 @@ def test_a_tracking_table_dropped_by_hand_is_refused_naming_it_before_anything_i
     assert f"yoyo's tracking tables are incomplete: {dropped} missing" in line and "backup" in line, line
     with connect(dbs["chat"]) as conn:
         assert conn.execute("SELECT to_regclass('chat_extra')").fetchone()[0] is None
+
+
+def test_an_interrupted_concurrent_index_build_says_it_left_an_invalid_index_and_the_rerun_builds_it(project, db):
+    import signal
+    import time
+
+    folder = project / "schemas" / "svc"
+    folder.mkdir()
+    # The build calls slow() once per row; slowness says how long, so the rerun can be quick.
+    add_migration(folder, "make_items", """CREATE TABLE slowness (s float8);
+INSERT INTO slowness VALUES (0.5);
+CREATE FUNCTION slow(int) RETURNS int IMMUTABLE LANGUAGE sql AS 'SELECT $1 FROM pg_sleep((SELECT s FROM public.slowness))';
+CREATE TABLE items (id int);
+INSERT INTO items SELECT generate_series(1, 60);""", "DROP TABLE items; DROP FUNCTION slow(int); DROP TABLE slowness;")
+    add_migration(folder, "index_items", "-- transactional: false\nCREATE INDEX CONCURRENTLY IF NOT EXISTS"
+                  " idx_items_slow ON items (slow(id));", "DROP INDEX CONCURRENTLY IF EXISTS idx_items_slow;")
+    command = [sys.executable, "-m", "dbtool", "migrate", "svc", "--schemas-dir", str(project / "schemas")]
+    env = {**os.environ, "SVC_DATABASE_URL": db}
+    running = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    invalid = "SELECT count(*) FROM pg_index WHERE NOT indisvalid AND indexrelid = to_regclass('idx_items_slow')"
+    with connect(db) as conn:
+        deadline = time.monotonic() + 30
+        while conn.execute(invalid).fetchone()[0] == 0:  # the build has started: its index exists, invalid
+            assert running.poll() is None and time.monotonic() < deadline, running.communicate()
+            time.sleep(0.05)
+        running.send_signal(signal.SIGINT)
+        _, err = running.communicate(timeout=30)
+        assert running.returncode == 130, err
+        assert len(err.strip().splitlines()) == 1 and "002_index_items.sql" in err, err
+        assert "left an invalid index, which the rerun drops and builds again" in err, err
+        assert conn.execute(invalid).fetchone()[0] == 1  # as the line says
+        conn.execute("UPDATE slowness SET s = 0")
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert rerun.returncode == 0, rerun.stderr
+    with connect(db) as conn:
+        assert conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'idx_items_slow'::regclass"
+                            ).fetchone()[0] is True

@@ -40,7 +40,7 @@ from .state import (
     read_state,
     refuse_drift,
 )
-from .tree import Migration, Statement, running_after, transaction_control
+from .tree import Migration, Statement, builds_concurrently, running_after, transaction_control
 
 if TYPE_CHECKING:  # yoyo loads only when something is to be applied or rolled back
     from .tracking import Tracking
@@ -89,8 +89,12 @@ def _run(conn: psycopg.Connection, path: Path, statements: list[Statement], tran
             else:
                 state = "statements before this one were committed (non-transactional migration)"
             if signals.received():
+                left = _left(transactional, n)
+                if not transactional and builds_concurrently(failed.sql):
+                    left = ("the cancelled concurrent build left an invalid index, which the rerun drops and"
+                            " builds again; the migration is not recorded, the statements before it stay done")
                 raise Interrupted(f"{where}: interrupted by {signals.name()}; the running statement was"
-                                  f" cancelled; {_left(transactional, n)}; run the command again to finish") from None
+                                  f" cancelled; {left}; run the command again to finish") from None
             if _server_gone(exc):
                 raise DatabaseUnavailable(f"{where}: the server ended the connection while this statement"
                                           f" ran ({message}); {state}; run again once it is back") from None

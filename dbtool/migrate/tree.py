@@ -301,6 +301,14 @@ _TRANSACTION_CONTROL = re.compile(
 _LEADING_COMMENTS = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
 
 
+_CONCURRENT_BUILD = re.compile(r"(?:CREATE\s+(?:UNIQUE\s+)?INDEX|REINDEX\b[^;]*?)\s+CONCURRENTLY\b", re.IGNORECASE)
+
+
+def builds_concurrently(statement: str) -> bool:
+    """CREATE INDEX CONCURRENTLY or REINDEX ... CONCURRENTLY: cut short, it leaves an invalid index."""
+    return bool(_CONCURRENT_BUILD.match(statement, _LEADING_COMMENTS.match(statement).end()))
+
+
 def transaction_control(statement: str) -> str | None:
     """'begin', 'commit' or 'rollback' when the statement controls the transaction, else None.
     Only a statement's first word counts: BEGIN inside a function body is part of CREATE FUNCTION."""
