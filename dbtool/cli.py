@@ -385,7 +385,7 @@ def triggers(settings: "Settings", services: Services = None, dry_run: DryRun = 
     triggers(sync_triggers(settings, services, dry_run=dry_run, events=trigger_progress(json)), json)
 
 
-@command(_app)
+@command(_app, shared=LOCKING)
 def roles(
     settings: "Settings", services: Services = None, dry_run: DryRun = False, yes: Yes = False,
     check: Annotated[bool, typer.Option(

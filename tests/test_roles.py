@@ -418,3 +418,18 @@ def test_a_missing_database_on_prod_is_exit_3_naming_env(cli, project):
     line = one_error_line(result)
     assert f"course: database {dbname} does not exist, and --env prod never creates one" in line, line
     assert "--env (now prod)" in line, line
+
+
+def test_roles_wait_for_a_migrate_of_the_database_and_give_up_after_lock_timeout_changing_nothing(fleet):
+    # Grants planned while migrate creates or drops tables would miss one or name one that is gone.
+    from dbtool.migrate.tracking import LOCK_KEYS
+
+    with connect(fleet.dbs["course"]) as migrating:
+        migrating.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_KEYS)  # as a migrate run holds it
+        line = one_error_line(fleet.run("roles", "course", "--lock-timeout", "0.3"), 3)
+        assert "course: a dbtool migrate of this database still runs after 0.3s" in line, line
+        with connect(SERVER.admin) as admin:
+            assert admin.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s",
+                                 (fleet.names["course"].owner,)).fetchone()[0] == 0
+    result = fleet.run("roles", "course", "--lock-timeout", "0.3")  # the lock went with its session
+    assert result.exit_code == 0, result.stderr

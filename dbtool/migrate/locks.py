@@ -28,6 +28,9 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$")
 # Directives a migration's leading comments may carry, e.g. "-- lock-timeout: 300ms".
 _DIRECTIVE = re.compile(r"^\s*--\s*(lock-timeout|retries|statement-timeout)\s*:\s*(.*?)\s*$", re.IGNORECASE)
 LOCK_NOT_AVAILABLE = "55P03"
+# Two int4 keys for the migration's advisory lock, "dbtl" and "migr" in ASCII; per database, by nature.
+# Here, not in tracking.py, so that roles can wait on it without loading yoyo.
+MIGRATION_LOCK_KEYS = (0x6462746C, 0x6D696772)
 
 if TYPE_CHECKING:
     import psycopg

@@ -15,6 +15,7 @@ from .. import signals
 from ..errors import DatabaseUnavailable, Refused
 from ..roles.denied import explain
 from ..signals import Interrupted
+from .locks import MIGRATION_LOCK_KEYS
 from .state import CHECKSUM_TABLE, tables_of
 from .tree import Migration
 
@@ -27,8 +28,7 @@ _CREATE_CHECKSUM_TABLE = f"""CREATE TABLE IF NOT EXISTS {CHECKSUM_TABLE} (
     down_sha256 TEXT NOT NULL,
     recorded_at TIMESTAMPTZ NOT NULL DEFAULT now())"""
 
-# Two int4 keys for pg_advisory_lock: "dbtl" and "migr" in ASCII. Per database, by nature.
-LOCK_KEYS = (0x6462746C, 0x6D696772)
+LOCK_KEYS = MIGRATION_LOCK_KEYS  # pg_advisory_lock's keys for a migration run
 
 
 class Tracking(PostgresqlPsycopgBackend):

@@ -16,6 +16,7 @@ from .. import server
 from ..config import Settings, resolve_target, select_services
 from ..databases import database_exists, locate, missing_database
 from ..errors import DatabaseUnavailable, Refused
+from ..migrate.locks import MIGRATION_LOCK_KEYS
 from .drift import Finding, drift
 from .names import RoleNames, every_service_names, role_names
 from .plan import Plan, compute, read_catalog
@@ -44,6 +45,7 @@ def ensure(conn: psycopg.Connection, names: RoleNames, others: list[RoleNames], 
     """Plan from the catalog and apply, in one transaction under the roles lock: all of it or nothing."""
     with conn.transaction(force_rollback=dry_run):
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", LOCK_KEYS)
+        _wait_for_migrate(conn, names.service, settings.lock_timeout)
         plan = compute(conn, read_catalog(conn, names, others), names, others, settings.environ, settings.env)
         if not dry_run and plan.steps:
             for step in plan.steps:
@@ -56,6 +58,20 @@ def ensure(conn: psycopg.Connection, names: RoleNames, others: list[RoleNames], 
                     " (PostgreSQL only warns); run dbtool roles as a superuser or the role that owns the"
                     " objects and may create roles; nothing was changed")
     return plan
+
+
+def _wait_for_migrate(conn: psycopg.Connection, service: str, timeout: float) -> None:
+    """Wait for a migrate of this database to finish: grants planned while it creates or drops tables
+    would miss a table or name one that is gone. Migrate's own sync, in the session that holds the
+    lock, passes straight through; the lock goes with this transaction."""
+    before = conn.execute("SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)",
+                          (f"{round(timeout * 1000)}ms",)).fetchone()[0]
+    try:
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", MIGRATION_LOCK_KEYS)
+    except psycopg.errors.LockNotAvailable:
+        raise DatabaseUnavailable(f"{service}: a dbtool migrate of this database still runs after {timeout:g}s;"
+                                  " wait for it to finish or raise --lock-timeout; nothing was changed") from None
+    conn.execute("SELECT set_config('lock_timeout', %s, true)", (before,))
 
 
 def roles(settings: Settings, services: list[str] | None = None, dry_run: bool = False, check: bool = False,
