@@ -21,6 +21,12 @@ from . import signals
 from .config import Settings, Target, describe
 from .errors import BadInput, DatabaseUnavailable
 
+# psycopg logs a second error met while leaving a pipeline that already failed ("error ignored
+# terminating <psycopg.Pipeline ...>") at WARNING, which Python's last-resort handler prints as a
+# stray stderr line beside dbtool's one; the first error is the one dbtool reports.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
+logging.getLogger("psycopg").propagate = False
+
 
 def _embedded_module():
     # The wheel logs a failed pg_ctl's whole command line and output at ERROR; dbtool says it in
