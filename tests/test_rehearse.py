@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -87,6 +92,40 @@ def test_the_shipped_migrations_pass_at_the_default_max_stall(cli, project, serv
     assert scratch_databases() == before
     with connect(server.admin) as conn:
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = 'course_db_never_made'").fetchone() is None
+
+
+def test_sigterm_mid_migration_stops_at_once_exits_143_and_drops_the_scratch_database(project, new_db):
+    folder = project / "schemas" / "course"
+    own = new_db()
+    with connect(own) as conn:
+        migrate_connection(conn, load_tree(folder))
+    # Holds its SHARE lock on courses for 30 s, so the writers are blocked when the signal comes.
+    add_migration(folder, "slow_index", "CREATE INDEX idx_courses_slow ON courses (duration_minutes);\n"
+                  "SELECT pg_sleep(30);\n", "DROP INDEX idx_courses_slow;\n")
+    add_migration(folder, "after_it", "ALTER TABLE courses ADD COLUMN never text;\n",
+                  "ALTER TABLE courses DROP COLUMN never;\n")
+    before = scratch_databases()
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL") and not k.startswith("DB_")}
+    run = subprocess.Popen([sys.executable, "-m", "dbtool", "rehearse", "course", "--schemas-dir", str(folder.parent),
+                            "--scale", "1", "--writers", "2"], env={**clean, "COURSE_DATABASE_URL": own},
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    with connect(SERVER.admin) as conn:  # the rehearsed migration is running on the scratch database
+        while not conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%'"
+                               " AND pid <> pg_backend_pid()").fetchone()[0]:
+            assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+            time.sleep(0.05)
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=20)
+    lines = err.strip().splitlines()
+    assert run.returncode == 143, (run.returncode, out, err)
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert "interrupted by SIGTERM" in lines[0] and "scratch database" in lines[0], lines[0]
+    assert "FAILED" not in out and "after_it" not in out  # stopped at once: no verdict, nothing after it
+    assert scratch_databases() == before
+    with connect(own) as conn:  # the service's own database: untouched
+        assert read_state(conn, load_tree(folder)).applied_migrations[-1].version == SHIPPED
+        assert conn.execute("SELECT to_regclass('idx_courses_slow')").fetchone()[0] is None
 
 
 @pytest.mark.parametrize("args, named", [

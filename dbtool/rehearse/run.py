@@ -18,7 +18,7 @@ from typing import Callable
 import psycopg
 from pglast import parser
 
-from .. import server
+from .. import server, signals
 from ..config import Settings, resolve_target, select_services
 from ..data.seed import SeedEvents, _load_synthetic, check_scale
 from ..data.synthetic import Catalog, Group
@@ -106,24 +106,38 @@ def rehearse(settings: Settings, service: str, scale: int = 10, writers: int = 4
     name = scratch_name(service, settings)
     report = Rehearsal(service, f"{name} on {place.where}", start, scale, writers, max_stall)
     events.target(service, report.scratch)
+    doing = "while setting up the scratch database"
+    stopped = False
     with scratch_database(place, name, settings.wait) as conninfo:
-        with server.connect(conninfo, wait=settings.wait) as conn:
-            _prepare(conn, settings, service, tree, start, scale, events)
-            report.tables = tables(conn, touched(pending))
-            plans = [p for t in report.tables if (p := plan_writes(conn, t)) is not None]
-            clients = _start_load(conninfo, plans, writers, events)
-            try:
-                for m in pending:
-                    result = _one(conn, conninfo, tree, m, report, clients, settings, duration_limit, events)
-                    report.migrations.append(result)
-                    events.migration(result)
-                    if result.error:
-                        break  # the later migrations build on this one
-            finally:
-                for client in clients:
-                    client.stop.set()
-                for client in clients:
-                    client.join()
+        try:
+            with server.connect(conninfo, wait=settings.wait) as conn:
+                _prepare(conn, settings, service, tree, start, scale, events)
+                report.tables = tables(conn, touched(pending))
+                plans = [p for t in report.tables if (p := plan_writes(conn, t)) is not None]
+                clients = _start_load(conninfo, plans, writers, events)
+                try:
+                    for m in pending:
+                        doing = f"while rehearsing {m.id}"
+                        result = _one(conn, conninfo, tree, m, report, clients, settings, duration_limit, events)
+                        report.migrations.append(result)
+                        events.migration(result)
+                        if result.error:
+                            break  # the later migrations build on this one
+                finally:
+                    for client in clients:
+                        client.stop.set()
+                    for client in clients:
+                        client.join()
+        except Exception:
+            if not signals.received():
+                raise
+            # Whatever the signal cancelled, it happened on the scratch database. Leave the block
+            # normally so that it is dropped, and a drop that fails reports itself instead of this.
+            stopped = True
+    if stopped:
+        raise signals.Interrupted(f"{service}: interrupted by {signals.name()} {doing}; the scratch database {name}"
+                                  " was dropped and the service's own database was not changed; run the command"
+                                  " again") from None
     return report
 
 
@@ -214,6 +228,8 @@ def _one(conn: psycopg.Connection, conninfo: str, tree: list[Migration], m: Migr
                            on_retry=events.retry)
         sync_connection(conn)
     except DbtoolError as exc:
+        if signals.received():
+            raise  # the signal cancelled it: no finding about the migration, the run stops (rehearse())
         result.error = f"{m.id}: {exc}"
     finally:
         ended = time.perf_counter()
