@@ -412,3 +412,74 @@ def test_sigint_stops_verify_as_interrupted_not_as_failed_checks_and_drops_the_s
     assert "interrupted by SIGINT" in lines[0] and "run the command again" in lines[0], lines[0]
     assert "FAILED" not in out and "verified" not in out, out
     assert scratch_databases(server) == []
+
+
+def _activity(conn, query: str, *params) -> list[tuple]:
+    return conn.execute(f"SELECT pid, query_start FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND {query}",
+                        params).fetchall()
+
+
+def _until(condition, run: subprocess.Popen, what: str):
+    """Wait on the server's state (never a fixed sleep) while the command still runs."""
+    deadline = time.monotonic() + 60
+    while not (found := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert run.poll() is None, (what, run.communicate())
+        time.sleep(0.02)
+    return found
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_that_cancels_the_scratch_drop_of_a_fleet_check_still_drops_it(cli, project, new_db, server,
+                                                                                 signum, code):
+    # The signal cancels the statement of every open connection, the DROP DATABASE of a scratch
+    # database on its way out too. To have the signal land on that DROP every time, the test holds
+    # it: the live database's tracking table is locked until the scratch database exists, then the
+    # scratch database itself (COMMENT ON DATABASE takes a lock DROP DATABASE waits for).
+    import psycopg
+
+    tenant = new_db("tenant")
+    fleet = project / "fleet.toml"
+    fleet.write_text(f'[[wave]]\nname = "all"\ntargets = [{json.dumps(tenant)}]\n')
+    schemas = str(project / "schemas")
+    assert cli("migrate", "course", "--fleet", fleet, "--schemas-dir", schemas).exit_code == 0
+    before = set(scratch_databases(server))
+    live = psycopg.connect(tenant)  # a transaction each: their locks last until rolled back
+    held = psycopg.connect(server.admin)
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL") and not k.startswith("DB_")}
+    run = None
+    try:
+        live.execute("LOCK TABLE _yoyo_migration IN ACCESS EXCLUSIVE MODE")
+        run = subprocess.Popen([sys.executable, "-m", "dbtool", "schema", "check", "course", "--fleet", str(fleet),
+                                "--schemas-dir", schemas], env=clean, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+        with connect(server.admin) as watch:
+            # The check made its scratch database, then waits to read the live database's state.
+            _until(lambda: _activity(watch, "datname = %s AND wait_event_type = 'Lock'", live.info.dbname),
+                   run, "the check to wait on the live database")
+            [name] = set(scratch_databases(server)) - before
+            held.execute(sql.SQL("COMMENT ON DATABASE {} IS 'held by the test'").format(sql.Identifier(name)))
+            live.rollback()
+            [(pid, started)] = _until(lambda: _activity(
+                watch, "query LIKE 'DROP DATABASE%%' AND query LIKE %s AND wait_event_type = 'Lock'", f"%{name}%"),
+                run, "the DROP of the scratch database")
+            run.send_signal(signum)
+            # The signal cancelled that DROP (the backend runs another statement, or none).
+            _until(lambda: run.poll() is not None or not _activity(
+                watch, "pid = %s AND state = 'active' AND query_start = %s", pid, started), run, "the cancellation")
+            held.rollback()
+        out, err = run.communicate(timeout=60)
+        assert run.returncode == code, (out, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in err, err
+        assert f"interrupted by {signal.Signals(signum).name}" in lines[0], lines[0]
+        assert set(scratch_databases(server)) == before, lines[0]
+    finally:
+        live.close()
+        held.close()
+        if run is not None and run.poll() is None:
+            run.kill()
+            run.communicate()
+        with connect(server.admin) as conn:  # what a failure left, so the next tests start clean
+            for leftover in set(scratch_databases(server)) - before:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(leftover)))

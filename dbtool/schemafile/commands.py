@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import signals
 from ..config import Settings, read_utf8, resolve_target, secrets
 from ..databases import locate, peek_state
 from ..migrate.state import State
@@ -83,6 +84,8 @@ def check(settings: Settings, services: list[str] | None = None, scratch_dsn: st
             version = _comparable_version(peek_state(live, tree, settings), result)
             at_live = build(conninfo, tree, version, settings) if version is not None and version < newest else None
             rebuilt = build(conninfo, tree, None, settings)
+        # A signal that cancelled nothing (it came during pg_dump) still stops the check, not a pass.
+        signals.check()
         _check_file(result, rebuilt)
         if version is not None:
             result.compared_version = version

@@ -18,13 +18,14 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from .. import server
+from .. import server, signals
 from ..config import Settings, check_dsn, database_name, describe, resolve_target
 from ..errors import DatabaseUnavailable, Refused
 
 MAINTENANCE_DB = "postgres"
 MARK = "_scratch_"  # in every scratch database's name, so a leftover is easy to spot
 _FIX = "pass --scratch-dsn with the URL of a server and role that may create databases"
+_DROP_TRIES = 3  # a signal's cancellation may land on the DROP; a second signal's too
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ def scratch_name(service: str, settings: Settings) -> str:
 @contextmanager
 def scratch_database(place: ScratchServer, name: str, wait: float = 0.0) -> Iterator[str]:
     """Create an empty database, yield its conninfo, drop it whatever happens (WITH (FORCE))."""
+    signals.check()  # after a signal (a fleet's next target), make nothing that would need dropping
     try:
         admin = server.connect(place.admin, wait=wait)
     except DatabaseUnavailable as exc:
@@ -67,6 +69,7 @@ def scratch_database(place: ScratchServer, name: str, wait: float = 0.0) -> Iter
         try:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         except psycopg.Error as exc:
+            signals.check()  # the signal cancelled it: nothing was created, and no privilege is missing
             reason = (exc.diag.message_primary or str(exc)).strip()
             raise DatabaseUnavailable(
                 f"cannot create a scratch database on {place.where}: {reason};"
@@ -79,12 +82,21 @@ def scratch_database(place: ScratchServer, name: str, wait: float = 0.0) -> Iter
 
 
 def _drop(admin: psycopg.Connection, place: ScratchServer, name: str, failing: bool) -> None:
-    try:
-        # FORCE ends the sessions a failed check may have left open on it.
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    except psycopg.Error as exc:
-        if failing:
-            return  # the error already on its way matters more; this one would hide it
-        reason = (exc.diag.message_primary or str(exc)).strip()
-        raise DatabaseUnavailable(f"scratch database {name} on {place.where} was not dropped: {reason};"
-                                  f" drop it by hand (DROP DATABASE {name} WITH (FORCE))") from None
+    # FORCE ends the sessions a failed check may have left open on it.
+    statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    for tries_left in reversed(range(_DROP_TRIES)):
+        try:
+            admin.execute(statement)
+            return
+        except psycopg.Error as exc:
+            error = exc
+        # A signal cancels the statement of every open connection, this DROP too when it is on its
+        # way (it is slow, and a fleet's checks end at once); each signal cancels it once, so try again.
+        if not (isinstance(error, psycopg.errors.QueryCanceled) and signals.received() and tries_left):
+            break
+    if failing and not signals.received():
+        return  # the error already on its way matters more; this one would hide it
+    # After a signal the error on its way is only the cancellation: the database left behind matters more.
+    reason = (error.diag.message_primary or str(error)).strip()
+    raise DatabaseUnavailable(f"scratch database {name} on {place.where} was not dropped: {reason};"
+                              f" drop it by hand (DROP DATABASE {name} WITH (FORCE))") from None
