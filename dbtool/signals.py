@@ -49,13 +49,15 @@ def check() -> None:
 def _handle(signum: int, frame: object) -> None:
     if not _stopping:
         _stopping.append(signum)
-    for conn in list(_open):
-        if not conn.closed:
-            try:
-                conn.cancel_safe(timeout=5)
-            except Exception:  # noqa: BLE001 - a connection that cannot be cancelled is closing anyway
-                pass
-    if not any(not c.closed for c in list(_open)) and threading.current_thread() is threading.main_thread():
+    # Which connections were open when the signal came: a worker thread may close its own while they
+    # are cancelled, and its work (a scratch database's drop, say) was still running on a server.
+    running = [conn for conn in list(_open) if not conn.closed]
+    for conn in running:
+        try:
+            conn.cancel_safe(timeout=5)
+        except Exception:  # noqa: BLE001 - a connection that cannot be cancelled is closing anyway
+            pass
+    if not running and threading.current_thread() is threading.main_thread():
         # Nothing runs on a server: there is nothing to roll back, so stop here.
         raise Interrupted(f"interrupted by {name()}; nothing was running on a database", signum)
 

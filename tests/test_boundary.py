@@ -704,3 +704,29 @@ def test_a_record_refused_inside_the_pipeline_is_one_stderr_line_from_the_real_c
     assert result.returncode == 4, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: 001_make_items: the tracking table"), result.stderr
+
+
+def test_a_connection_a_worker_closes_while_the_signal_cancels_does_not_make_it_nothing_running(db):
+    # The handler decided "nothing was running" after cancelling, when a worker thread could have
+    # closed its connection meanwhile: that line then hid what the worker was still doing.
+    import signal
+
+    from dbtool import signals
+
+    conn = psycopg.connect(db, autocommit=True)
+    cancel = conn.cancel_safe
+
+    def cancel_then_close(timeout: float) -> None:  # what a worker's close in between looks like
+        cancel(timeout=timeout)
+        conn.close()
+
+    conn.cancel_safe = cancel_then_close
+    signals.track(conn)
+    try:
+        signals._handle(signal.SIGTERM, None)  # returns: a connection was open when the signal came
+        assert signals.received() == signal.SIGTERM and conn.closed
+        with pytest.raises(signals.Interrupted, match="nothing was running"):
+            signals._handle(signal.SIGTERM, None)  # now nothing is open: stop at once
+    finally:
+        signals._stopping.clear()
+        conn.close()
