@@ -87,11 +87,11 @@ def tables_of(conn: psycopg.Connection, migrations: Sequence[Migration] = ()) ->
                         AND schemaname IS DISTINCT FROM current_schema() ORDER BY 1)""",
         (list(TRACKING_TABLES),),
     ).fetchone()
-    if "_yoyo_migration" not in found:
+    ids = [m.id for m in migrations]
+    if "_yoyo_migration" not in found and ids:
+        query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {}._yoyo_migration WHERE migration_id = ANY(%s))")
         for other in elsewhere:
-            query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {}._yoyo_migration WHERE migration_id = ANY(%s))")
-            ids = [m.id for m in migrations]
-            if ids and conn.execute(query.format(sql.Identifier(other)), (ids,)).fetchone()[0]:
+            if conn.execute(query.format(sql.Identifier(other)), (ids,)).fetchone()[0]:
                 where = f"puts {schema} first" if schema else "names no schema that exists"
                 raise Refused(
                     f"{conn.info.dbname}: {other}._yoyo_migration records this database's migrations, but"
