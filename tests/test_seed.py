@@ -14,7 +14,7 @@ from conftest import assert_no_crash, connect
 from fleet import databases, env_for
 
 from dbtool.data.bulkload import defer, rebuild
-from dbtool.data.seed import MAX_SCALE
+from dbtool.data.seed import MAX_SCALE, SEED_LOCK_KEYS
 from dbtool.data.synthetic import Catalog, Row
 from dbtool.schemafile.snapshot import snapshot
 
@@ -354,3 +354,29 @@ def test_two_seeds_at_once_on_the_same_databases_both_succeed_and_load_one_runs_
     again = subprocess.run([*command, "--json"], env={**clean, **env}, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["rows"] == 0 and counts(dbs) == loaded
+
+
+def test_a_seed_waits_for_the_seed_lock_and_writes_nothing_until_it_is_released(project, fleet):
+    """The lock itself, not its effect on a race (two runs often come out right without it): while
+    another session holds this database's seed lock, seed waits for it with nothing written."""
+    dbs, env = fleet
+    clean = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL") and not k.startswith("DB_")}
+    command = [sys.executable, "-m", "dbtool", "seed", "identity", "--scale", "1",
+               "--schemas-dir", str(project / "schemas")]
+    with connect(dbs["identity"]) as holder, connect(dbs["identity"]) as watcher:
+        holder.execute("SELECT pg_advisory_lock(%s, %s)", SEED_LOCK_KEYS)
+        run = subprocess.Popen(command, env={**clean, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while not watcher.execute(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                    " AND classid = %s AND objid = %s", SEED_LOCK_KEYS).fetchone()[0]:
+                assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+                time.sleep(0.05)
+            assert watcher.execute("SELECT count(*) FROM users").fetchone()[0] == 0
+        finally:
+            holder.execute("SELECT pg_advisory_unlock(%s, %s)", SEED_LOCK_KEYS)
+        _, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    assert counts(dbs)["users"] > 0
