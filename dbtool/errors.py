@@ -69,6 +69,8 @@ def classify(exc: BaseException) -> DbtoolError:
     return InternalError(f"internal error: {type(exc).__name__}: {exc}; rerun with --traceback and report it")
 
 
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out: migrate retries it, everything else reports it
+
 # SQLSTATEs that are a condition of the server or the session, not the fault of the statement that met
 # it: what each means and its fix. Exit 3 like an unreachable server, never "fix the statement".
 _CONDITIONS = {
@@ -77,7 +79,7 @@ _CONDITIONS = {
     "57014": "the statement was cancelled: statement_timeout ran out (dbtool's --statement-timeout, a"
              " migration's '-- statement-timeout:' line, or the role's or database's setting), or another"
              " session cancelled it; give it more time",
-    "55P03": "a lock was not granted within lock_timeout because another session holds it; run again"
+    LOCK_NOT_AVAILABLE: "a lock was not granted within lock_timeout because another session holds it; run again"
              " once that session is done",
     "40P01": "deadlock with another session, which won; run again",
     "40001": "serialization failure against a concurrent transaction; run again",
@@ -88,12 +90,17 @@ _CONDITIONS = {
 }
 
 
+def connection_ended(exc) -> bool:  # noqa: ANN001 - psycopg.Error, not imported here
+    """Shut down, terminated or cut off (SQLSTATE 57P.., 08...): the server's doing, not the statement's."""
+    return (getattr(exc, "sqlstate", None) or "").startswith(("57P", "08"))
+
+
 def server_condition(exc) -> str | None:  # noqa: ANN001 - psycopg.Error, not imported here
     """What a server-side condition means and how to clear it, or None when the statement is to blame."""
     state = getattr(exc, "sqlstate", None) or ""
     if state in _CONDITIONS:
         return _CONDITIONS[state]
-    if state.startswith(("57P", "08")):  # shut down, terminated, connection lost
+    if connection_ended(exc):
         return "the server ended the connection (shut down, restarted, or the session was terminated)"
     return None
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from .. import signals
-from ..errors import BadInput, DatabaseUnavailable
+from ..errors import LOCK_NOT_AVAILABLE, BadInput, DatabaseUnavailable
 from ..signals import Interrupted
 
 # PostgreSQL's own time units for lock_timeout and statement_timeout; a bare number is milliseconds.
@@ -27,7 +27,6 @@ _UNITS = {"us": 0.000001, "ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h|d)?\s*$")
 # Directives a migration's leading comments may carry, e.g. "-- lock-timeout: 300ms".
 _DIRECTIVE = re.compile(r"^\s*--\s*(lock-timeout|retries|statement-timeout)\s*:\s*(.*?)\s*$", re.IGNORECASE)
-LOCK_NOT_AVAILABLE = "55P03"
 # Two int4 keys for the migration's advisory lock, "dbtl" and "migr" in ASCII; per database, by nature.
 # Here, not in tracking.py, so that roles can wait on it without loading yoyo.
 MIGRATION_LOCK_KEYS = (0x6462746C, 0x6D696772)

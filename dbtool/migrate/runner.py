@@ -14,7 +14,7 @@ from psycopg import sql
 from psycopg.pq import ExecStatus, TransactionStatus
 
 from .. import signals
-from ..errors import BadInput, DatabaseUnavailable, DbtoolError, Refused, server_condition
+from ..errors import BadInput, DatabaseUnavailable, DbtoolError, Refused, connection_ended, server_condition
 from ..roles.denied import explain, privilege_of
 from ..signals import Interrupted
 from .guard import refuse_data_loss
@@ -122,9 +122,8 @@ def _left(transactional: bool, n: int) -> str:
 
 
 def _server_gone(exc: psycopg.Error) -> bool:
-    """Terminated, shut down or cut off (SQLSTATE 57P.., 08...): the server's problem, not the file's."""
-    state = exc.sqlstate or ""
-    return state.startswith(("57P", "08")) or (isinstance(exc, psycopg.OperationalError) and not state)
+    """Terminated, shut down or cut off, or lost before any SQLSTATE came: the server's problem, not the file's."""
+    return connection_ended(exc) or (isinstance(exc, psycopg.OperationalError) and not exc.sqlstate)
 
 
 def _ended_transaction(path: Path, statements: list[Statement], n: int) -> None:
