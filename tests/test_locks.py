@@ -244,11 +244,11 @@ def test_a_long_wait_is_reported_while_it_lasts(cli, service, db):
 
 
 def test_blocker_queries_never_show_a_password():
-    from dbtool.migrate.locks import _redacted_query
+    from dbtool.migrate.blockers import redacted_query
 
-    shown = _redacted_query("ALTER ROLE app PASSWORD 'hunter2'", ["s3cret"])
+    shown = redacted_query("ALTER ROLE app PASSWORD 'hunter2'", ["s3cret"])
     assert "hunter2" not in shown and "PASSWORD ***" in shown
-    assert _redacted_query("SELECT 's3cret'", ["s3cret"]) == "SELECT '***'"
+    assert redacted_query("SELECT 's3cret'", ["s3cret"]) == "SELECT '***'"
 
 
 @pytest.mark.parametrize("statement, wanted", [
@@ -290,7 +290,7 @@ def test_a_long_reader_does_not_hold_back_a_build_it_does_not_conflict_with(cli,
 
 def test_the_lock_watcher_connects_only_for_an_attempt_that_lasts(db):
     # Most migrations take milliseconds: the run then never opens its second connection.
-    from dbtool.migrate.locks import Watcher
+    from dbtool.migrate.blockers import Watcher
 
     with connect(db) as conn:
         with Watcher(conn, after=0.05) as watcher:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from .locks import Blocker, LockPolicy, _redacted_query
+from .blockers import Blocker, redacted_query
+from .locks import LockPolicy
 
 if TYPE_CHECKING:
     import psycopg
@@ -183,7 +184,7 @@ class Look:
             if oid not in wanted or mode not in _CONFLICTS[wanted[oid]]:
                 continue
             if age is not None:
-                shown = _redacted_query(query or "", [self.conn.info.password or ""])
+                shown = redacted_query(query or "", [self.conn.info.password or ""])
                 return f"{relname} held by {Blocker(pid, app, state, float(age), shown).describe()}"
             held_for = now - self._seen[vxid]
             if held_for >= patience:
