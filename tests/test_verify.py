@@ -483,3 +483,28 @@ def test_a_signal_that_cancels_the_scratch_drop_of_a_fleet_check_still_drops_it(
         with connect(server.admin) as conn:  # what a failure left, so the next tests start clean
             for leftover in set(scratch_databases(server)) - before:
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(leftover)))
+
+
+def test_a_scratch_database_that_cannot_be_dropped_after_a_failure_is_named_with_the_failure(cli, project, server):
+    """The check's own error keeps its exit code, and the same line names the database it left behind,
+    which nobody would learn of otherwise."""
+    folder, n = project / "schemas" / "identity", next_number("identity")
+    # A template database cannot be dropped; the migration fails after making its database one.
+    (folder / f"{n}_undroppable.sql").write_text(
+        "-- transactional: false\n"
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I IS_TEMPLATE true', current_database()); END $$;\n"
+        "SELECT no_such_column FROM users;\n")
+    (folder / f"{n}_undroppable.down.sql").write_text("SELECT 1;\n")
+    try:
+        result = cli("schema", "dump", "identity", "--scratch-dsn", server.admin, "--schemas-dir", project / "schemas")
+        assert result.exit_code == 2 and result.exception is not None, result.output
+        [left] = scratch_databases(server)
+        line = one_error_line(result)
+        assert f"{n}_undroppable.sql:3" in line and "no_such_column" in line, line
+        assert f"and scratch database {left} on " in line and "was not dropped: cannot drop a template database" in line
+        assert f"DROP DATABASE {left} WITH (FORCE)" in line
+    finally:
+        with connect(server.admin) as conn:
+            for name in scratch_databases(server):
+                conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(sql.Identifier(name)))
+                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -20,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .. import server, signals
 from ..config import Settings, check_dsn, database_name, describe, resolve_target
-from ..errors import DatabaseUnavailable, Refused
+from ..errors import DatabaseUnavailable, DbtoolError, MigrationTreeError, Refused
 
 MAINTENANCE_DB = "postgres"
 MARK = "_scratch_"  # in every scratch database's name, so a leftover is easy to spot
@@ -78,10 +78,10 @@ def scratch_database(place: ScratchServer, name: str, wait: float = 0.0) -> Iter
         try:
             yield place.conninfo(name)
         finally:
-            _drop(admin, place, name, failing=sys.exc_info()[0] is not None)
+            _drop(admin, place, name, failing=sys.exc_info()[1])
 
 
-def _drop(admin: psycopg.Connection, place: ScratchServer, name: str, failing: bool) -> None:
+def _drop(admin: psycopg.Connection, place: ScratchServer, name: str, failing: BaseException | None) -> None:
     # FORCE ends the sessions a failed check may have left open on it.
     statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
     for tries_left in reversed(range(_DROP_TRIES)):
@@ -94,9 +94,14 @@ def _drop(admin: psycopg.Connection, place: ScratchServer, name: str, failing: b
         # way (it is slow, and a fleet's checks end at once); each signal cancels it once, so try again.
         if not (isinstance(error, psycopg.errors.QueryCanceled) and signals.received() and tries_left):
             break
-    if failing and not signals.received():
-        return  # the error already on its way matters more; this one would hide it
-    # After a signal the error on its way is only the cancellation: the database left behind matters more.
     reason = (error.diag.message_primary or str(error)).strip()
-    raise DatabaseUnavailable(f"scratch database {name} on {place.where} was not dropped: {reason};"
-                              f" drop it by hand (DROP DATABASE {name} WITH (FORCE))") from None
+    left = (f"scratch database {name} on {place.where} was not dropped: {reason};"
+            f" drop it by hand (DROP DATABASE {name} WITH (FORCE))")
+    if failing is not None and not signals.received():
+        # The error on its way says what went wrong and keeps its exit code; the database it left
+        # behind is said in the same line, or nobody would learn its name.
+        if isinstance(failing, DbtoolError) and not isinstance(failing, (MigrationTreeError, signals.Interrupted)):
+            raise type(failing)(f"{failing}; and {left}") from None
+        return
+    # After a signal the error on its way is only the cancellation: the database left behind matters more.
+    raise DatabaseUnavailable(left) from None
