@@ -100,6 +100,10 @@ def test_explain_output_through_a_symlink_writes_its_target(cli, project, seeded
     full.symlink_to("/dev/full")
     assert_one_line(explain(full), 2, f"{full}: No space left on device")
     assert full.is_symlink()
+    # A link into a folder that does not exist is refused before any query runs, naming that folder.
+    dangling = tmp_path / "dangling.html"
+    dangling.symlink_to(tmp_path / "gone" / "explain.html")
+    assert_one_line(explain(dangling), 2, f"--output {dangling}: folder {tmp_path / 'gone'} does not exist")
 
 
 def test_a_fifo_output_is_written_into_not_replaced(tmp_path):
