@@ -21,7 +21,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from dbtool.migrate.tree import split_sql
+from dbtool.migrate.sqltext import split_sql
 
 CORPUS = Path(__file__).resolve().parent / "lint_corpus"
 

@@ -13,7 +13,7 @@ from conftest import add_migration, assert_no_crash, connect, one_error_line
 
 from dbtool.errors import BadInput
 from dbtool.migrate.runner import _run
-from dbtool.migrate.tree import Statement, may_control_transaction, split_sql, transaction_control
+from dbtool.migrate.sqltext import Statement, may_control_transaction, split_sql, transaction_control
 
 
 def tables(conninfo: str) -> set[str]:
@@ -68,7 +68,8 @@ def test_migrations_read_their_head_and_ids_as_yoyo_does():
     # dbtool reads directives and computes tracking keys itself, so that reading state needs no yoyo.
     from yoyo.migrations import get_migration_hash, parse_metadata_from_sql_comments
 
-    from dbtool.migrate.tree import _leading_directives, load_tree
+    from dbtool.migrate.sqltext import leading_directives
+    from dbtool.migrate.tree import load_tree
 
     heads = ["-- transactional: false\n-- depends: a\n-- depends: b\nSELECT 1;", "-- a comment\r\n\r\nSELECT 1;\r\nSELECT 2",
              "SELECT 1", "-- only comments\n-- transactional: true", "  --transactional:false\n\nCREATE INDEX x ON t (a)"]
@@ -79,7 +80,7 @@ def test_migrations_read_their_head_and_ids_as_yoyo_does():
             heads.append(m.text("up"))
     for head in heads:
         directives, _, sql = parse_metadata_from_sql_comments(head)
-        assert _leading_directives(head) == (directives, sql), head
+        assert leading_directives(head) == (directives, sql), head
 
 
 @pytest.mark.parametrize("up, line", [
@@ -441,7 +442,7 @@ def test_tables_of_an_older_yoyo_are_upgraded_by_yoyo_keeping_what_was_applied(d
     ("CREATE FUNCTION f() RETURNS void LANGUAGE sql AS $$ COPY t FROM STDIN $$;", None),
 ])
 def test_a_copy_through_psqls_stream_is_found_only_where_it_is_a_statement(text, line):
-    from dbtool.migrate.tree import client_copy_line
+    from dbtool.migrate.sqltext import client_copy_line
 
     assert client_copy_line(text) == line
 

@@ -31,7 +31,7 @@ from .. import server, signals
 from ..config import Settings, read_utf8, select_services
 from ..databases import migrated_conninfo
 from ..errors import BadInput, DatabaseUnavailable, Refused, classify, server_condition
-from ..migrate.tree import client_copy_line
+from ..migrate.sqltext import client_copy_line
 from ..roles.denied import explain
 from ..signals import Interrupted
 from .bulkload import defer, rebuild

@@ -9,7 +9,8 @@ from pathlib import Path
 from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, ObjectType
 
-from ..migrate.tree import Migration, split_sql
+from ..migrate.sqltext import split_sql
+from ..migrate.tree import Migration
 from .model import At, Column, Index, Table, _Pending
 from .naming import (
     _DROP_KINDS,

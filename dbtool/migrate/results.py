@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:
     from .runner import OnMigration
     from .state import State
-    from .tree import Migration, Statement
+    from .sqltext import Statement
+    from .tree import Migration
     from .triggers import TriggerSync
 
 

@@ -40,7 +40,8 @@ from .state import (
     read_state,
     refuse_drift,
 )
-from .tree import Migration, Statement, builds_concurrently, running_after, transaction_control
+from .sqltext import Statement, builds_concurrently, running_after, transaction_control
+from .tree import Migration
 
 if TYPE_CHECKING:  # yoyo loads only when something is to be applied or rolled back
     from .tracking import Tracking

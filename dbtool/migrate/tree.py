@@ -1,9 +1,9 @@
-"""A service's migration files: names, up/down pairs, checksums, statements, and validating the tree offline.
+"""A service's migration files: names, up/down pairs, checksums, and validating the tree offline
+(what each file's text says is sqltext's).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -11,6 +11,17 @@ from pathlib import Path
 
 from ..config import Settings, plain_bytes, select_services
 from ..errors import BadInput, MigrationTreeError, Refused
+from .sqltext import (
+    Statement,
+    batches,
+    client_copy_line,
+    first_words,
+    has_sql,
+    may_control_transaction,
+    split_sql,
+    transaction_control,
+    transactional,
+)
 
 FILE_NAME = re.compile(r"^(?P<version>\d{3,})_(?P<name>[a-z][a-z0-9]*(?:_[a-z0-9]+)*)(?P<down>\.down)?\.sql$")
 
@@ -33,12 +44,6 @@ def parse_file_name(name: str) -> tuple[int, str, bool] | None:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@dataclass(frozen=True)
-class Statement:
-    sql: str
-    line: int  # 1-based line of the statement's first character in its file; 0: the whole file
 
 
 @dataclass(frozen=True)
@@ -75,91 +80,20 @@ class Migration:
         return bool(IRREVERSIBLE.search(self.text("down"))) and not self.statements("down")
 
     def transactional(self, direction: str = "up") -> bool:
-        return _transactional(_leading_directives(self.text(direction))[0])
+        return transactional(self.text(direction))
 
     def statements(self, direction: str = "up") -> list[Statement]:
         return split_sql(self.text(direction))[1]
 
     def batches(self, direction: str = "up") -> list[Statement]:
-        """What the runner sends, one message each. A transactional file that cannot end its
-        transaction goes whole, as psql -1 would run it but in one round trip, parsed by the server
-        itself (line 0: the error's position in the file gives the line); a file of one statement
-        goes as it is; any other file is split."""
-        text = self.text(direction)
-        if not _has_sql(text):
-            return []
-        if self.transactional(direction):
-            if not may_control_transaction(text):
-                return [Statement(text, 0)]
-        elif len(_pieces(text)) == 1:
-            start = _LEADING_COMMENTS.match(text).end()  # a single statement: nothing to split
-            line_start = text.rfind("\n", 0, start) + 1
-            return [Statement(text[line_start:], text.count("\n", 0, start) + 1)]
-        return self.statements(direction)
+        """What the runner sends, one message each (sqltext.batches)."""
+        return batches(self.text(direction), self.transactional(direction))
 
     def text(self, direction: str = "up") -> str:
         return (self.up_bytes if direction == "up" else self.down_bytes).decode("utf-8")
 
     def path(self, direction: str) -> Path:
         return self.up if direction == "up" else self.down
-
-
-def running_after(text: str, completed: int) -> Statement | None:
-    """The statement of a file sent whole that failed once `completed` statements before it had
-    completed (the server answers each statement of a message in turn), or None if unknown."""
-    pieces = [st for st in split_sql(text)[1] if _code_only(st.sql).strip(" \t\r\n;")]
-    return pieces[completed] if 0 <= completed < len(pieces) else None
-
-
-@functools.lru_cache(maxsize=256)
-def split_sql(text: str) -> tuple[bool, list[Statement]]:
-    """yoyo's splitting and directives, plus the line each statement starts on.
-
-    This is what yoyo's read_sql_migration does, but on the bytes dbtool already read and
-    checksummed, so what runs is exactly what was recorded.
-    """
-    import sqlparse
-
-    parts = sqlparse.split(text)
-    directives: dict[str, str] = {}
-    if parts:
-        directives, parts[0] = _leading_directives(parts[0])
-    statements, pos = [], 0
-    for part in (p for p in parts if p.strip()):
-        found = text.find(part.strip(), pos)
-        start = found if found >= 0 else pos
-        statements.append(Statement(part, text.count("\n", 0, start) + 1))
-        pos = start + len(part.strip())
-    return _transactional(directives), statements
-
-
-def _transactional(directives: dict[str, str]) -> bool:
-    return directives.get("transactional", "true").strip().lower() != "false"
-
-
-_YOYO_DIRECTIVE = re.compile(r"^\s*--\s*(transactional|depends)\s*:\s*(.*)$")
-_COMMENT_OR_EMPTY = re.compile(r"^(\s*|\s*--.*)$")
-
-
-def _leading_directives(part: str) -> tuple[dict[str, str], str]:
-    """yoyo's reading of a file's head (parse_metadata_from_sql_comments, held equal by a test):
-    `-- transactional:` and `-- depends:` lines among the leading comments, and the SQL after them.
-    Written out here so that splitting a file does not load yoyo."""
-    ending = re.search(r"\n|\r\n|\r", part + "\n").group(0)  # type: ignore[union-attr]
-    lines = part.split(ending)
-    directives: dict[str, str] = {}
-    for n, text in enumerate(lines):
-        match = _YOYO_DIRECTIVE.match(text)
-        if match:
-            key, value = match.groups()
-            directives[key] = f"{directives[key]} {value}" if key in directives else value
-        elif not _COMMENT_OR_EMPTY.match(text):
-            return directives, ending.join(lines[n:])
-    return directives, ""
-
-
-def _has_sql(text: str) -> bool:
-    return any(line.strip() and not line.strip().startswith("--") for line in text.splitlines())
 
 
 def _content_problem(path: Path, data: bytes, is_down: bool) -> str | None:
@@ -169,7 +103,7 @@ def _content_problem(path: Path, data: bytes, is_down: bool) -> str | None:
         return f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8"
     if text.startswith("\ufeff"):  # yoyo and the server would read it as part of the first word
         return f"{path}: starts with a byte order mark; save the file as UTF-8 without BOM"
-    if not _has_sql(text) and not (is_down and IRREVERSIBLE.search(text)):
+    if not has_sql(text) and not (is_down and IRREVERSIBLE.search(text)):
         hint = " or mark it '-- dbtool: irreversible <reason>'" if is_down else ""
         return f"{path}: has no SQL statement; write the migration{hint}"
     line = client_copy_line(text)
@@ -181,20 +115,6 @@ def _content_problem(path: Path, data: bytes, is_down: bool) -> str | None:
     )
 
     return directive_problem(text, path)
-
-
-_COPY_STREAM = r"COPY\b[^;]*?\b(?:FROM\s+STDIN|TO\s+STDOUT)\b"
-_CLIENT_COPY = re.compile(r"^\s*" + _COPY_STREAM, re.IGNORECASE)  # at a statement's start
-_CLIENT_COPY_LINE = re.compile(r"^[ \t]*" + _COPY_STREAM, re.IGNORECASE | re.MULTILINE)  # at a line's
-
-
-def client_copy_line(text: str) -> int | None:
-    """The line of a COPY FROM STDIN or TO STDOUT statement (pg_dump's data sections are made of
-    them): the server would wait for rows that never come."""
-    if not any(_CLIENT_COPY.match(piece) for piece in _pieces(text)):
-        return None
-    found = _CLIENT_COPY_LINE.search(text)
-    return text.count("\n", 0, found.start()) + 1 if found else 1
 
 
 def load_tree(service_dir: Path) -> list[Migration]:
@@ -291,102 +211,6 @@ def validate(settings: Settings, services: list[str] | None, statements: bool = 
     return trees
 
 
-# A statement that ends or replaces the transaction dbtool opens for a migration and its record.
-# ROLLBACK TO [SAVEPOINT] stays inside it and is allowed.
-_TRANSACTION_CONTROL = re.compile(
-    r"^(?:(?P<begin>BEGIN|START\s+TRANSACTION)|(?P<rollback>ROLLBACK(?!\s+(?:WORK\s+|TRANSACTION\s+)?TO\b)|ABORT)"
-    r"|(?P<commit>COMMIT\s+PREPARED|COMMIT|END|PREPARE\s+TRANSACTION))\b",
-    re.IGNORECASE,
-)
-_LEADING_COMMENTS = re.compile(r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.DOTALL)
-
-
-_CONCURRENT_BUILD = re.compile(r"(?:CREATE\s+(?:UNIQUE\s+)?INDEX|REINDEX\b[^;]*?)\s+CONCURRENTLY\b", re.IGNORECASE)
-
-
-def builds_concurrently(statement: str) -> bool:
-    """CREATE INDEX CONCURRENTLY or REINDEX ... CONCURRENTLY: cut short, it leaves an invalid index."""
-    return bool(_CONCURRENT_BUILD.match(statement, _LEADING_COMMENTS.match(statement).end()))
-
-
-def transaction_control(statement: str) -> str | None:
-    """'begin', 'commit' or 'rollback' when the statement controls the transaction, else None.
-    Only a statement's first word counts: BEGIN inside a function body is part of CREATE FUNCTION."""
-    match = _TRANSACTION_CONTROL.match(statement[_LEADING_COMMENTS.match(statement).end():])
-    return match.lastgroup if match else None
-
-
-# What may hide a `;` or a keyword: comments, quoted strings and names, dollar-quoted bodies.
-_LEXEME = re.compile(r"--[^\n]*|/\*|'|\"|(?<![\w$])\$(?:[^\W\d]\w*)?\$|;")
-
-
-@functools.lru_cache(maxsize=256)  # validate, the COPY check and the runner each scan the same files
-def _code_only(text: str) -> str:
-    """The text with every comment, string, quoted name and dollar-quoted body blanked out, so
-    that what is left shows each `;` that ends a statement and each statement's first word."""
-    kept, pos = [], 0
-    while match := _LEXEME.search(text, pos):
-        token, start = match[0], match.start()
-        kept.append(text[pos:start])
-        if token == ";":
-            kept.append(";")
-            pos = match.end()
-            continue
-        if token.startswith("--"):
-            end = match.end()
-        elif token == "/*":
-            end = _comment_end(text, match.end())
-        elif token in "'\"":
-            end = _quote_end(text, match.end(), token, token == "'" and text[start - 1:start] in ("e", "E"))
-        else:
-            close = text.find(token, match.end())
-            end = len(text) if close < 0 else close + len(token)
-        kept.append(" ")
-        pos = end
-    kept.append(text[pos:])
-    return "".join(kept)
-
-
-def _pieces(text: str) -> list[str]:
-    """Each statement of the text as _code_only leaves it (so each starts with its first word),
-    the empty ones between `;`s left out."""
-    return [piece for piece in _code_only(text).split(";") if piece.strip()]
-
-
-def _comment_end(text: str, pos: int) -> int:
-    depth = 1  # PostgreSQL's block comments nest
-    while depth and pos < len(text):
-        if text.startswith("/*", pos):
-            depth, pos = depth + 1, pos + 2
-        elif text.startswith("*/", pos):
-            depth, pos = depth - 1, pos + 2
-        else:
-            pos += 1
-    return pos
-
-
-def _quote_end(text: str, pos: int, quote: str, escapes: bool) -> int:
-    while pos < len(text):
-        c = text[pos]
-        if escapes and c == "\\":
-            pos += 2
-        elif c == quote:
-            if text.startswith(quote, pos + 1):
-                pos += 2  # a doubled quote stands for itself
-            else:
-                return pos + 1
-        else:
-            pos += 1
-    return pos
-
-
-def may_control_transaction(text: str) -> bool:
-    """Whether any statement of the text could begin with BEGIN, COMMIT, ROLLBACK, ...: a scan much
-    cheaper than splitting the file with sqlparse, which then runs only for files where this is so
-    (most files, including PL/pgSQL bodies full of BEGIN and END, are not)."""
-    return any(transaction_control(piece) for piece in _pieces(text))
-
-
 def transaction_control_problems(m: Migration) -> list[str]:
     problems = []
     for direction in ("up", "down"):
@@ -394,7 +218,7 @@ def transaction_control_problems(m: Migration) -> list[str]:
             continue
         for st in m.statements(direction):
             if transaction_control(st.sql):
-                word = " ".join(st.sql[_LEADING_COMMENTS.match(st.sql).end():].split()[:2]).rstrip(";").upper()
+                word = first_words(st.sql)
                 problems.append(
                     f"{m.path(direction)}:{st.line}: {word} ends or replaces the one transaction dbtool runs"
                     " this migration and its record in; remove it and split the migration in two, or mark"
