@@ -112,13 +112,17 @@ def _migrate_behind_a_report(cli, service, db, timeout, age, hold, migrator=None
         "migrate", "identity", "--schemas-dir", service.parent, "--ddl-lock-timeout", timeout,
         "--ddl-retries", "30", env={"IDENTITY_DATABASE_URL": migrator})))
     run.start()
-    seen_as = set()
+    seen_as, queued = set(), set()
     with connect(db) as watch:
         deadline = time.monotonic() + hold
         while time.monotonic() < deadline:
             seen_as |= {r[0] for r in watch.execute(
                 "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'dbtool migrate%'")}
-            time.sleep(0.05)
+            # Who waits for a lock on users, sampled far more often than any wait dbtool allows lasts.
+            queued |= {(r[0], r[1]) for r in watch.execute(
+                "SELECT a.application_name, l.mode FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                " WHERE NOT l.granted AND l.relation = 'users'::regclass")}
+            time.sleep(0.02)
     blocker.execute("ROLLBACK")
     run.join(30)
     writer.done.set()
@@ -130,20 +134,21 @@ def _migrate_behind_a_report(cli, service, db, timeout, age, hold, migrator=None
     with connect(db) as conn:
         assert "notes" in columns(conn, "users")
     assert writer.writes > 20
-    return result, pid, writer, seen_as
+    return result, pid, writer, seen_as, queued
 
 
 def test_a_young_blocker_costs_one_lock_timeout_then_is_waited_out_without_queueing(cli, service, db):
     # The report's transaction is young when the run starts: the ALTER asks for its lock and waits
     # one lock timeout, with the writer queued behind it. By the retry the report has shown it is
     # long, so the ALTER does not queue again: it waits for the report to end, then goes at once.
-    result, pid, writer, seen_as = _migrate_behind_a_report(cli, service, db, "1s", age=0.0, hold=3.0)
+    result, pid, writer, seen_as, queued = _migrate_behind_a_report(cli, service, db, "1s", age=0.0, hold=3.0)
     lines = [x for x in result.stdout.splitlines() if "retry " in x]
     assert "lock timeout after 1s waiting for users held by pid" in lines[0]
     assert f"users held by pid {pid} (nightly report, idle in transaction" in lines[0]
     assert "SELECT count(*) FROM users" in lines[0] and "retry 1/30 in" in lines[0]
     assert len(lines) >= 2 and all("not queuing behind users held by pid" in x for x in lines[1:]), lines
     assert "dbtool migrate identity 005" in seen_as
+    assert ("dbtool migrate identity 005", "AccessExclusiveLock") in queued, queued  # the one attempt that queued
     # The writer queued behind the waiting ALTER for one lock timeout, not the report's three seconds.
     assert writer.worst < 1.0 + 0.35, writer.worst
 
@@ -151,12 +156,14 @@ def test_a_young_blocker_costs_one_lock_timeout_then_is_waited_out_without_queue
 def test_an_old_blocker_is_never_queued_behind_so_writers_never_stall(cli, service, db):
     # The report has been open 0.5 s, longer than a quarter of the 200 ms lock timeout: the ALTER
     # never asks for its lock while the report runs, so the writer never waits behind it.
-    result, pid, writer, _ = _migrate_behind_a_report(cli, service, db, "200ms", age=0.5, hold=1.5)
+    result, pid, writer, _, queued = _migrate_behind_a_report(cli, service, db, "200ms", age=0.5, hold=1.5)
     lines = [x for x in result.stdout.splitlines() if "retry " in x]
     assert lines and all("not queuing behind users held by pid" in x for x in lines), lines
     assert "open longer than 50ms; retry 1/30 in" in lines[0] and "or once it ends" in lines[0]
     assert "lock timeout after" not in result.stdout
-    assert writer.worst < 0.15, writer.worst
+    # Nobody ever waited for a lock on users: not the ALTER, so not the writer behind it. (Seen by the
+    # server, not by the writer's latency, which a busy machine stretches without any lock involved.)
+    assert not queued, queued
 
 
 def test_attempts_run_out_exit_3_keeping_the_earlier_migrations(cli, service, db):
@@ -326,7 +333,7 @@ def test_a_migrator_that_cannot_see_other_sessions_stops_queueing_after_one_time
                                 " AND usename <> current_user").fetchone()[0]
         assert seen == 0  # it really is blind to the others
         # The report has been open 0.5 s, old already, but the migrator cannot tell.
-        result, pid, writer, _ = _migrate_behind_a_report(cli, service, db, "300ms", age=0.5, hold=2.0,
+        result, pid, writer, _, _ = _migrate_behind_a_report(cli, service, db, "300ms", age=0.5, hold=2.0,
                                                           migrator=migrator)
         lines = [x for x in result.stdout.splitlines() if "retry " in x]
         assert "lock timeout after 300ms" in lines[0] and f"pid {pid}" in lines[0], lines
