@@ -93,7 +93,6 @@ class ServiceExplain:
 def check_output(path: Path | None, option: str = "--output", example: str = "report.md") -> None:
     """Fail before anything runs when the file could not be written: a missing folder, a folder
     in its place, or a folder this user may not write (tried with a temporary file)."""
-    import os
     import tempfile
 
     if path is None:
@@ -102,7 +101,7 @@ def check_output(path: Path | None, option: str = "--output", example: str = "re
         return  # a device or a FIFO (/dev/stdout, a pipe): written into, no file made beside it
     # A symlink is written through (render.console.write_atomically): its target's folder is where
     # the temporary file goes, whatever folder the link itself is in.
-    folder = Path(os.path.realpath(path)).parent
+    folder = path.resolve().parent
     if not folder.is_dir():
         raise BadInput(f"{option} {path}: folder {folder} does not exist; create it or choose another path")
     if path.is_dir():
