@@ -15,7 +15,8 @@ from fleet import databases, env_for
 
 from dbtool.data.bulkload import defer, rebuild
 from dbtool.data.seed import MAX_SCALE, SEED_LOCK_KEYS
-from dbtool.data.synthetic import Catalog, Row
+from dbtool.data.groups import Row
+from dbtool.data.synthetic import Catalog
 from dbtool.schemafile.snapshot import snapshot
 
 SPEC_CATEGORIES = {"guitar", "piano", "vocal"}

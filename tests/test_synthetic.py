@@ -1,9 +1,9 @@
 """Synthetic rows are the same bytes however fast they are made.
 
-dbtool/data/synthetic.py generates a chunk of rows column by column. The reference below reads the
-rules of that module's docstring one row and one column at a time, as plainly as possible (it is
-the generator dbtool had before the column-wise one), and the two must agree on every group of
-every service, including when a later run resumes where an earlier one stopped.
+dbtool/data/rules.py generates a chunk of rows column by column. The reference below reads the
+rules listed at the top of dbtool/data/synthetic.py one row and one column at a time, as plainly
+as possible (it is the generator dbtool had before the column-wise one), and the two must agree on
+every group of every service, including when a later run resumes where an earlier one stopped.
 """
 
 from __future__ import annotations
@@ -17,17 +17,9 @@ from pathlib import Path
 import pytest
 
 from dbtool import config
-from dbtool.data.synthetic import (
-    Catalog,
-    Group,
-    Row,
-    _mix,
-    _mixes,
-    chunks,
-    copy_lines,
-    copy_text,
-    rows,
-)
+from dbtool.data.groups import Group, Row
+from dbtool.data.rules import _mix, _mixes, copy_text
+from dbtool.data.synthetic import Catalog, chunks, copy_lines, rows
 
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 

@@ -2,7 +2,7 @@
 
 Without --scale, each service's `schemas/<service>/seeds/*.sql` files run in name order, in one
 transaction per service; they insert fixed rows with ON CONFLICT DO NOTHING, so a second run adds
-nothing. With --scale N, the groups of `seeds/synthetic.toml` are generated (dbtool/synthetic.py)
+nothing. With --scale N, the groups of `seeds/synthetic.toml` are generated (dbtool/data/synthetic.py)
 and streamed in with COPY, one transaction per service; a second run at the same scale adds
 nothing, a larger scale adds the rows the smaller one lacked.
 
@@ -36,7 +36,8 @@ from ..roles.denied import explain
 from ..signals import Interrupted
 from .bulkload import defer, rebuild
 from .references import referenced_services, service_settings
-from .synthetic import SYNTHETIC_FILE, Catalog, Chunk, Group, chunks
+from .groups import Chunk, Group
+from .synthetic import SYNTHETIC_FILE, Catalog, chunks
 
 # --scale 5000 puts 1,000,000 rows in courses and 1.25 million in chat_messages: the largest load we
 # document. Anything beyond is a typo rather than a plan.

@@ -21,7 +21,8 @@ from pglast import parser
 from .. import server, signals
 from ..config import Settings, resolve_target, select_services
 from ..data.seed import SeedEvents, _load_synthetic, check_scale
-from ..data.synthetic import Catalog, Group
+from ..data.groups import Group
+from ..data.synthetic import Catalog
 from ..databases import locate, peek_state
 from ..errors import BadInput, DbtoolError
 from ..migrate.locks import policy_of
