@@ -9,11 +9,22 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import sqlparse
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from conftest import add_migration, assert_no_crash, connect, one_error_line
 
 from dbtool.errors import BadInput
 from dbtool.migrate.runner import _run
-from dbtool.migrate.sqltext import Statement, may_control_transaction, split_sql, transaction_control
+from dbtool.migrate.sqltext import (
+    Statement,
+    _split_plainly,
+    batches,
+    may_control_transaction,
+    split_sql,
+    transaction_control,
+    transactional,
+)
 
 
 def tables(conninfo: str) -> set[str]:
@@ -62,6 +73,60 @@ def test_the_cheap_scan_agrees_with_the_split_on_every_shipped_file():
     for path in files:
         text = path.read_text()
         assert may_control_transaction(text) == any(transaction_control(st.sql) for st in split_sql(text)[1]), path
+
+
+def test_every_shipped_migration_splits_without_sqlparse_and_as_sqlparse_does(monkeypatch):
+    root = Path(__file__).resolve().parent.parent / "schemas"
+    migrations = sorted(root.glob("*/0*.sql"))
+    assert len(migrations) > 20
+    for path in sorted(root.rglob("*.sql")):
+        text = path.read_text()
+        plain = _split_plainly(text)
+        assert plain is not None or path not in migrations, path
+        assert plain is None or plain == sqlparse.split(text), path
+
+    def refuse(text: str) -> list[str]:
+        raise AssertionError("sqlparse split a shipped migration")
+
+    # What the runner sends, read afresh: not one shipped migration waits for sqlparse's lexer.
+    monkeypatch.setattr(sqlparse, "split", refuse)
+    split_sql.cache_clear()
+    for path in migrations:
+        assert batches(path.read_text(), transactional(path.read_text())), path
+
+
+# Pieces of SQL text: what a plain scan reads as sqlparse does...
+_WORD = st.sampled_from(["CREATE", "INDEX", "CONCURRENTLY", "IF", "NOT", "EXISTS", "ON", "t", "x_1", "AS", "SELECT",
+                         "CASE", "WHEN", "THEN", "LOOP", "FOR", "endpoint", "begins", "tag", "é", "1", "1.5", "::",
+                         "=", "<>", "||", ",", ".", "-", "*", "%s"])
+_STRING = st.text(st.sampled_from("a; --$'\n\t"), max_size=6).map(lambda s: "'" + s.replace("'", "''") + "'")
+_NAME = st.text(st.sampled_from("a; -'"), min_size=1, max_size=5).map(lambda s: '"' + s + '"')
+_BODY = st.builds(lambda tag, s: f"${tag}${s}${tag}$", st.sampled_from(["", "fn", "Q"]),
+                  st.text(st.sampled_from("ab;$' \nBEGIN END"), max_size=12).filter(lambda s: "$" not in s))
+_COMMENT = st.text(st.sampled_from("a; '$("), max_size=6).map(lambda s: "--" + s)
+_SPACE = st.sampled_from([" ", "  ", "\t", "\n", "\r\n", "\r", "\x0c", " \n\n"])
+_ATOM = st.one_of(_WORD, _STRING, _NAME, _BODY)
+_PARENS = st.lists(_ATOM, max_size=3).map(lambda xs: "(" + " ".join(xs) + ")")
+_PLAIN = st.lists(st.one_of(_ATOM, _PARENS, _COMMENT.map(lambda c: c + "\n"), st.just(";"), _SPACE), max_size=25)
+# ...and what sqlparse reads by rules of its own, where the plain scan must step aside.
+_TRICKY = st.sampled_from(["BEGIN x; y;", "begin", "CREATE f DECLARE a; b;", "declare", "a GO b", "/* ; */", "#",
+                           "\\", "`a;`", "[a;b]", "$", "'", '"', "(;)", ")", "$x$ ;", "E'\\';'", "# x;\n"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(_PLAIN)
+def test_the_plain_split_is_sqlparse_s_on_plain_text(pieces):
+    text = "".join(p if p in (";",) or p.isspace() else f" {p} " for p in pieces)
+    assert _split_plainly(text) == sqlparse.split(text)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_PLAIN.map("".join), _TRICKY), max_size=6))
+@example([") x ;", "(;)"])  # sqlparse counts each statement's parentheses afresh
+def test_the_plain_split_steps_aside_for_what_sqlparse_reads_otherwise(pieces):
+    text = " ".join(pieces)
+    plain = _split_plainly(text)
+    assert plain is None or plain == sqlparse.split(text)
 
 
 def test_migrations_read_their_head_and_ids_as_yoyo_does():
