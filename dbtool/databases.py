@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from . import server
 from .config import Settings, Target, creates_databases, resolve_target
-from .errors import DatabaseUnavailable, Refused
+from .errors import DatabaseUnavailable, Refused, classify
 from .migrate.state import State, read_state
 from .migrate.tree import Migration, load_tree
+from .roles.denied import explain
 
 
 def locate(target: Target, settings: Settings) -> tuple[str, str]:
@@ -17,8 +18,8 @@ def locate(target: Target, settings: Settings) -> tuple[str, str]:
     return conninfo, server.describe_target(target, conninfo)
 
 
-def database_exists(conninfo: str, settings: Settings) -> bool:
-    return _read_state(conninfo, [], settings).database_exists
+def database_exists(conninfo: str, settings: Settings, service: str = "") -> bool:
+    return _read_state(conninfo, [], settings, service).database_exists
 
 
 def peek_state(conninfo: str, tree: list[Migration], settings: Settings) -> State:
@@ -34,8 +35,9 @@ def peek_state(conninfo: str, tree: list[Migration], settings: Settings) -> Stat
     return state
 
 
-def _read_state(conninfo: str, tree: list[Migration], settings: Settings) -> State:
+def _read_state(conninfo: str, tree: list[Migration], settings: Settings, service: str = "") -> State:
     """The server's refusal says a database does not exist, on the one connection the state is read on."""
+    import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
     dbname = str(conninfo_to_dict(conninfo)["dbname"])
@@ -46,7 +48,16 @@ def _read_state(conninfo: str, tree: list[Migration], settings: Settings) -> Sta
             return State(tree, {}, database_exists=False)
         raise
     with conn:
-        return read_state(conn, tree)
+        try:
+            return read_state(conn, tree)
+        except psycopg.Error as exc:  # a missing privilege, a timeout: say which database, keep the class
+            service = service or (tree[0].service if tree else "")
+            who = f"{service}: database {dbname}" if service else f"database {dbname}"
+            if exc.sqlstate == "42501":  # the role by name, and the grant it needs
+                what = explain(exc.diag.message_primary or "", "SELECT", conn.info.user)
+                raise DatabaseUnavailable(f"{who}: reading its migration state: {what}") from None
+            error = classify(exc)
+            raise type(error)(f"{who}: reading its migration state: {error}") from None
 
 
 def require_database(settings: Settings, service: str, then: str = "") -> tuple[str, str]:
@@ -54,7 +65,7 @@ def require_database(settings: Settings, service: str, then: str = "") -> tuple[
     exit code (3), that every command reading a database makes. `then` names what to run after."""
     target = resolve_target(service, settings)
     conninfo, where = locate(target, settings)
-    if not database_exists(conninfo, settings):
+    if not database_exists(conninfo, settings, service):
         raise missing_database(settings, service, target.dbname, then)
     return conninfo, where
 

@@ -667,7 +667,9 @@ def test_a_seed_cut_short_by_the_databases_statement_timeout_is_exit_3_and_write
         conn.execute(f"ALTER DATABASE \"{_database_name(dbs['course'])}\" SET statement_timeout = '2ms'")
     line = one_error_line(cli("seed", "course", "--scale", "20", "--schemas-dir", project / "schemas", env=env), 3)
     assert line.startswith("error: course: ") and "statement_timeout" in line, line
-    assert "synthetic.toml" not in line and "nothing of course was written" in line, line
+    # On a busy machine even the read of the migration state before the load can run out of time.
+    assert "synthetic.toml" not in line, line
+    assert "nothing of course was written" in line or ": reading its migration state: " in line, line
     with connect(dbs["course"]) as conn:
         assert conn.execute("SELECT count(*) FROM courses").fetchone()[0] == 0
 

@@ -87,7 +87,7 @@ def roles(settings: Settings, services: list[str] | None = None, dry_run: bool =
         target_event(service, where)
         if target.may_create and not (dry_run or check):
             server.ensure_database(conninfo, wait=settings.wait)
-        elif not database_exists(conninfo, settings):
+        elif not database_exists(conninfo, settings, service):
             if not target.may_create:  # prod: nothing will create it, so it is the URL or --env (exit 3)
                 raise missing_database(settings, service, target.dbname)
             raise Refused(f"{service}: database {target.dbname} does not exist; run 'dbtool migrate {service}'"
