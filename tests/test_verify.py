@@ -508,3 +508,24 @@ def test_a_scratch_database_that_cannot_be_dropped_after_a_failure_is_named_with
             for name in scratch_databases(server):
                 conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(sql.Identifier(name)))
                 conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_a_raw_database_error_beside_an_undroppable_scratch_database_names_both(server):
+    from dbtool import config
+    from dbtool.errors import BadInput
+    from dbtool.schemafile.scratch import scratch_database, scratch_name, scratch_server
+
+    settings = config.make_settings(SCHEMAS)
+    place, name = scratch_server(settings, "identity", server.admin), scratch_name("identity", settings)
+    try:
+        with pytest.raises(BadInput) as caught:  # an undefined column: the statement's fault, exit 2
+            with scratch_database(place, name) as conninfo, connect(conninfo) as conn:
+                conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE true").format(sql.Identifier(name)))
+                conn.execute("SELECT no_such_column")
+        line = str(caught.value)
+        assert "no_such_column" in line and f"; and scratch database {name} on " in line, line
+        assert f"DROP DATABASE {name} WITH (FORCE)" in line, line
+    finally:
+        with connect(server.admin) as conn:
+            conn.execute(sql.SQL("ALTER DATABASE {} IS_TEMPLATE false").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
