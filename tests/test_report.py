@@ -109,7 +109,7 @@ def test_explain_output_through_a_symlink_writes_its_target(cli, project, seeded
 def test_a_fifo_output_is_written_into_not_replaced(tmp_path):
     """A FIFO (or /dev/stdout, a device) is no file to rename over: that would put a regular file
     in its place."""
-    from dbtool.render.console import write_atomically
+    from dbtool.render.outfile import write_atomically
 
     fifo = tmp_path / "report.html"
     os.mkfifo(fifo)
@@ -124,7 +124,7 @@ def test_a_fifo_output_is_written_into_not_replaced(tmp_path):
 
 
 def test_a_failed_write_is_the_oserror_naming_the_path(tmp_path):
-    from dbtool.render.console import write_atomically
+    from dbtool.render.outfile import write_atomically
 
     full = tmp_path / "report.html"
     full.symlink_to("/dev/full")  # a device behind a link: written through, so ENOSPC

@@ -24,8 +24,8 @@ def explain_against(settings, services: list[str] | None, baseline: Path | None,
                     factor: float = DEFAULT_FACTOR, **options) -> list:
     """`dbtool explain` with its baseline options: the baseline is read and the save path checked
     before any query runs; the new baseline is written whole or not at all."""
-    from ..render.console import write_atomically
-    from .explain import check_output, explain
+    from ..render.outfile import check_output, write_atomically
+    from .explain import explain
 
     check_factor(factor)
     before = load(baseline) if baseline is not None else None

@@ -30,6 +30,7 @@ from ..config import Settings
 from ..databases import require_database
 from ..errors import BadInput, Refused
 from ..migrate.locks import LONGEST
+from ..render.outfile import check_output
 from ..signals import Interrupted
 from .plans import PlanNode, plan_nodes, plan_warnings, scan_summary
 from .queries import KeyQuery, select_queries
@@ -88,30 +89,6 @@ class ServiceExplain:
     where: str
     reports: list[QueryReport] = field(default_factory=list)
     analysed: list[str] = field(default_factory=list)  # tables never analysed that explain analysed first
-
-
-def check_output(path: Path | None, option: str = "--output", example: str = "report.md") -> None:
-    """Fail before anything runs when the file could not be written: a missing folder, a folder
-    in its place, or a folder this user may not write (tried with a temporary file)."""
-    import tempfile
-
-    if path is None:
-        return
-    if path.exists() and not path.is_file() and not path.is_dir():
-        return  # a device or a FIFO (/dev/stdout, a pipe): written into, no file made beside it
-    # A symlink is written through (render.console.write_atomically): its target's folder is where
-    # the temporary file goes, whatever folder the link itself is in.
-    folder = path.resolve().parent
-    if not folder.is_dir():
-        raise BadInput(f"{option} {path}: folder {folder} does not exist; create it or choose another path")
-    if path.is_dir():
-        raise BadInput(f"{option} {path}: is a folder; give a file name such as {example}")
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{path.name}."):
-            pass
-    except OSError as exc:
-        raise BadInput(f"{option} {path}: cannot write in {folder} ({exc.strerror or exc});"
-                       " choose another path") from None
 
 
 def explain(

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json as jsonlib
 import os
-import stat
 import sys
-import tempfile
 import textwrap
-from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, Union
 
 if TYPE_CHECKING:
@@ -179,39 +176,3 @@ def _cut(cell: str | Text, size: int) -> Text:
 def emit_json(data: object) -> None:
     # print() rather than rich: nothing but the JSON document may reach stdout.
     print(jsonlib.dumps(data, indent=2, default=str))
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write a report whole or not at all: to a temporary file beside its target, then rename.
-
-    A symlink is written through: its target is replaced and the link stays. A device or a FIFO
-    (/dev/stdout, a pipe) is written to directly, since renaming over it would replace the node itself
-    with a regular file. A failed write is the OSError it is, naming `path`, for the CLI's boundary.
-    """
-    try:
-        try:
-            regular = stat.S_ISREG(os.stat(path).st_mode)  # follows symlinks
-        except FileNotFoundError:
-            regular = True  # a new file, or a link to one not there yet
-        if regular:
-            _replace(Path(os.path.realpath(path)), text)
-        else:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-    except OSError as exc:
-        exc.filename = exc.filename or str(path)  # an error of write() or close() names no file
-        raise
-
-
-def _replace(target: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is an ordinary file
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

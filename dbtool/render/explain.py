@@ -8,7 +8,8 @@ from pathlib import Path
 from rich.text import Text
 
 from ..inspect.plans import plan_lines
-from .console import emit_json, fit_table, line, wrapped, write_atomically
+from .console import emit_json, fit_table, line, wrapped
+from .outfile import write_atomically
 
 
 def explain_data(results: list) -> list[dict]:

@@ -9,8 +9,8 @@ from ..config import Settings
 
 def write_report(settings: Settings, services: list[str] | None, output: Path, drift: bool = False,
                  scratch_dsn: str | None = None) -> None:
-    from ..inspect.explain import check_output
-    from ..render.console import line, write_atomically
+    from ..render.console import line
+    from ..render.outfile import check_output, write_atomically
     from .collect import collect
     from .page import report_page
 
