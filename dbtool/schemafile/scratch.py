@@ -20,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .. import server, signals
 from ..config import Settings, check_dsn, database_name, describe, resolve_target
-from ..errors import DatabaseUnavailable, MigrationTreeError, Refused, classify
+from ..errors import DatabaseUnavailable, DbtoolError, MigrationTreeError, Refused, classify
 
 MAINTENANCE_DB = "postgres"
 MARK = "_scratch_"  # in every scratch database's name, so a leftover is easy to spot
@@ -100,10 +100,12 @@ def _drop(admin: psycopg.Connection, place: ScratchServer, name: str, failing: B
     if failing is not None and not signals.received():
         # The error on its way says what went wrong and keeps its exit code; the database it left
         # behind is said in the same line, or nobody would learn its name. A psycopg error or an
-        # OSError is read as the command line would read it, so it is named too.
-        if isinstance(failing, (MigrationTreeError, signals.Interrupted)) or not isinstance(failing, Exception):
+        # OSError is read as the command line would read it; a bug keeps its traceback.
+        if isinstance(failing, (MigrationTreeError, signals.Interrupted)):
             return
-        reported = classify(failing)
-        raise type(reported)(f"{reported}; and {left}") from None
+        if isinstance(failing, (DbtoolError, psycopg.Error, OSError)):
+            reported = classify(failing)
+            raise type(reported)(f"{reported}; and {left}") from None
+        return
     # After a signal the error on its way is only the cancellation: the database left behind matters more.
     raise DatabaseUnavailable(left) from None
