@@ -333,3 +333,86 @@ def test_yoyo_reads_a_dbtool_database(service, db, tmp_path):
         assert [m.id for m in pending] == [tree[-1].id]
     finally:
         backend.connection.close()
+
+
+def _apply_with_yoyo(tree, db: str, folder) -> None:
+    """Every migration of `tree` applied by yoyo itself, as a team that used plain yoyo has them."""
+    import shutil
+    from urllib.parse import quote
+
+    from psycopg.conninfo import conninfo_to_dict
+    from yoyo import get_backend, read_migrations
+
+    for m in tree:
+        shutil.copy(m.up, folder / m.up.name)
+        shutil.copy(m.down, folder / f"{m.id}.rollback.sql")
+    parts = conninfo_to_dict(db)
+    backend = get_backend(f"postgresql+psycopg://{quote(parts.get('user', 'postgres'))}@/{parts['dbname']}"
+                          f"?host={parts['host']}")
+    try:
+        with backend.lock():
+            backend.apply_migrations(backend.to_apply(read_migrations(str(folder))))
+    finally:
+        backend.connection.close()
+
+
+def _tables(db: str) -> set[str]:
+    with connect(db) as conn:
+        return {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+
+
+def test_a_no_op_migrate_of_a_database_yoyo_alone_migrated_keeps_checksums_from_then_on(cli, service, db,
+                                                                                          tmp_path, monkeypatch):
+    from dbtool.migrate import state as state_module
+    from dbtool.migrate.state import read_state
+
+    tree = load_tree(service)
+    _apply_with_yoyo(tree, db, tmp_path)
+    assert "_dbtool_checksum" not in _tables(db)
+    env = {"IDENTITY_DATABASE_URL": db}
+    result = cli("migrate", "identity", "--schemas-dir", service.parent, env=env)
+    assert result.exit_code == 0 and result.exception is None, result.output
+    assert "nothing to do" in result.output, result.output
+    assert "_dbtool_checksum" in _tables(db)
+
+    def second_try(*args):
+        raise AssertionError("the state was read the long way: the one-round-trip read failed")
+
+    # From now on the optimistic read holds: no failed first try, no ERROR in the server's log.
+    monkeypatch.setattr(state_module, "_read_state", second_try)
+    with connect(db) as conn:
+        state = read_state(conn, tree)
+    assert not state.pending and state.applied_migrations == tree
+    again = cli("migrate", "identity", "--schemas-dir", service.parent, env=env)
+    assert again.exit_code == 0 and "nothing to do" in again.output, again.output
+
+
+def test_a_role_that_may_not_create_leaves_a_yoyo_database_as_it_is_and_the_no_op_succeeds(cli, service, db,
+                                                                                              tmp_path):
+    import uuid
+
+    from conftest import SERVER
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    _apply_with_yoyo(load_tree(service), db, tmp_path)
+    env = {"IDENTITY_DATABASE_URL": db}
+    assert cli("triggers", "identity", "--schemas-dir", service.parent, env=env).exit_code == 0
+    reader = f"reader_{uuid.uuid4().hex[:8]}"
+    with connect(SERVER.admin) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(reader)))
+    try:
+        with connect(db) as conn:
+            conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                sql.Identifier(conn.info.dbname), sql.Identifier(reader)))
+            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {0}; GRANT SELECT ON ALL TABLES IN SCHEMA public"
+                                 " TO {0}").format(sql.Identifier(reader)))
+        as_reader = {"IDENTITY_DATABASE_URL": make_conninfo(db, user=reader)}
+        result = cli("migrate", "identity", "--schemas-dir", service.parent, env=as_reader)
+        assert result.exit_code == 0 and result.exception is None, result.output
+        assert "nothing to do" in result.output and "_dbtool_checksum" not in _tables(db), result.output
+    finally:
+        with connect(db) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(reader)))
+        with connect(SERVER.admin) as admin:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(reader)))

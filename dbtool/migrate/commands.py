@@ -56,15 +56,17 @@ def migrate(
             # One round trip answers a run with nothing to do: becoming the owner, the state and the
             # trigger catalog.
             become = owner_statement(settings, target)
-            pending, owner_row, catalog = pending_up(conn, tree, to, become, (CATALOG, CATALOG_PARAMS))
+            pending, owner_row, catalog, state = pending_up(conn, tree, to, become, (CATALOG, CATALOG_PARAMS))
             with as_owner(conn, settings, target, became=owner_row is not None if become else None):
-                _migrate(conn, settings, service, tree, to, result, relay, pending, catalog)
+                _migrate(conn, settings, service, tree, to, result, relay, pending, catalog,
+                         adopt=state.checksums_missing)
 
     return _each_service(settings, trees, events, work)
 
 
 def _migrate(conn, settings: Settings, service: str, tree: list[Migration], to: int | None,
-             result: ServiceResult, relay: Events, pending: list[Migration], catalog: tuple | None) -> None:
+             result: ServiceResult, relay: Events, pending: list[Migration], catalog: tuple | None,
+             adopt: bool = False) -> None:
     if pending:
         from .locks import policy_of
         from .runner import apply_pending
@@ -72,6 +74,10 @@ def _migrate(conn, settings: Settings, service: str, tree: list[Migration], to: 
         result.done = apply_pending(conn, tree, to, settings.lock_timeout, report=result.reporter(relay),
                                     policy=policy_of(settings), on_retry=functools.partial(relay.retry, service))
         catalog = None  # the migrations changed the tables: read it again
+    elif adopt:
+        from .tracking import keep_checksums
+
+        keep_checksums(conn)
     result.triggers = _sync_triggers(conn, settings, service, relay, catalog=catalog)
 
 

@@ -33,6 +33,7 @@ class State:
     applied: dict[str, Applied]
     database_exists: bool = True
     invalid_indexes: list[str] = field(default_factory=list)
+    checksums_missing: bool = False  # yoyo's tables without dbtool's checksum table: yoyo alone migrated it
 
     @property
     def pending(self) -> list[Migration]:
@@ -155,7 +156,8 @@ def _read_state(conn: psycopg.Connection, migrations: list[Migration]) -> State:
             "SELECT migration_id, applied_at_utc, NULL, NULL FROM _yoyo_migration"
         for mid, at, up, down in conn.execute(query).fetchall():
             applied[mid] = Applied(mid, at, up, down)
-    return State(migrations, applied, True, invalid_indexes(conn))
+    return State(migrations, applied, True, invalid_indexes(conn),
+                 checksums_missing="_yoyo_migration" in tables and CHECKSUM_TABLE not in tables)
 
 
 def invalid_indexes(conn: psycopg.Connection) -> list[str]:
@@ -189,7 +191,7 @@ def plan_up(state: State, to: int | None) -> list[Migration]:
 
 
 def pending_up(conn: psycopg.Connection, migrations: list[Migration], to: int | None, before: Query | None = None,
-               after: Query | None = None) -> tuple[list[Migration], tuple | None, tuple | None]:
+               after: Query | None = None) -> tuple[list[Migration], tuple | None, tuple | None, State]:
     """What migrate would apply, from one read without the lock, in one round trip with `before` and
     `after` (read_state_and). Most runs find nothing to do and stop here, with no lock taken and
     neither yoyo nor the runner loaded. What is applied is committed, so a concurrent run cannot make
@@ -201,7 +203,7 @@ def pending_up(conn: psycopg.Connection, migrations: list[Migration], to: int | 
 
         raise DatabaseUnavailable(explain(exc.diag.message_primary or str(exc), "SELECT", conn.info.user)) from None
     refuse_drift(state)
-    return plan_up(state, to), first, last
+    return plan_up(state, to), first, last, state
 
 
 def plan_down(state: State, steps: int | None, to: int | None, everything: bool) -> list[Migration]:

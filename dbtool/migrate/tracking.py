@@ -73,6 +73,26 @@ def tracking(conn: psycopg.Connection) -> Tracking:
     return backend
 
 
+def keep_checksums(conn: psycopg.Connection) -> bool:
+    """A database yoyo alone migrated, with nothing to apply, gets dbtool's checksum table (empty:
+    what yoyo applied has no record to compare with), as its first applied migration would give it.
+    Until then each read of its state fails its one-round-trip try, an ERROR in the server's log.
+    Skipped, leaving the no-op a no-op, where the role may not create in the schema, another run
+    holds the migration lock (that run makes the table), or the server refuses (a standby)."""
+    try:
+        if not conn.execute("SELECT has_schema_privilege(current_schema(), 'CREATE')").fetchone()[0]:
+            return False
+        if not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEYS).fetchone()[0]:
+            return False
+        try:
+            conn.execute(_CREATE_CHECKSUM_TABLE)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
+    except psycopg.Error:
+        return False
+    return True
+
+
 def _refuse_damaged(conn: psycopg.Connection, found: set[str]) -> None:
     """yoyo's tables come as none, _yoyo_migration alone (an older yoyo, upgraded by yoyo) or all
     three. Any other set was changed by hand, and yoyo's upgrade or the next record would fail
