@@ -192,9 +192,9 @@ def plan_up(state: State, to: int | None) -> list[Migration]:
 
 def pending_up(conn: psycopg.Connection, migrations: list[Migration], to: int | None, before: Query | None = None,
                after: Query | None = None) -> tuple[list[Migration], tuple | None, tuple | None, State]:
-    """What migrate would apply, from one read without the lock, in one round trip with `before` and
-    `after` (read_state_and). Most runs find nothing to do and stop here, with no lock taken and
-    neither yoyo nor the runner loaded. What is applied is committed, so a concurrent run cannot make
+    """What migrate would apply, with the first rows of `before` and `after` and the state read, from
+    one read without the lock, in one round trip (read_state_and). Most runs find nothing to do and
+    stop here, with no lock taken and neither yoyo nor the runner loaded. What is applied is committed, so a concurrent run cannot make
     an empty answer wrong; anything pending takes the locked path."""
     try:
         state, first, last = read_state_and(conn, migrations, before, after)
