@@ -194,8 +194,9 @@ def pending_up(conn: psycopg.Connection, migrations: list[Migration], to: int | 
                after: Query | None = None) -> tuple[list[Migration], tuple | None, tuple | None, State]:
     """What migrate would apply, with the first rows of `before` and `after` and the state read, from
     one read without the lock, in one round trip (read_state_and). Most runs find nothing to do and
-    stop here, with no lock taken and neither yoyo nor the runner loaded. What is applied is committed, so a concurrent run cannot make
-    an empty answer wrong; anything pending takes the locked path."""
+    stop here, with no lock taken and neither yoyo nor the runner loaded. What is applied is
+    committed, so a concurrent run cannot make an empty answer wrong; anything pending takes the
+    locked path."""
     try:
         state, first, last = read_state_and(conn, migrations, before, after)
     except psycopg.errors.InsufficientPrivilege as exc:
