@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from . import server
 from .config import Settings, Target, creates_databases, resolve_target
-from .errors import DatabaseUnavailable, Refused, classify
+from .errors import DatabaseUnavailable, Refused
 from .migrate.state import State, read_state
 from .migrate.tree import Migration, load_tree
-from .roles.denied import explain
 
 
 def locate(target: Target, settings: Settings) -> tuple[str, str]:
@@ -37,7 +36,6 @@ def peek_state(conninfo: str, tree: list[Migration], settings: Settings) -> Stat
 
 def _read_state(conninfo: str, tree: list[Migration], settings: Settings, service: str = "") -> State:
     """The server's refusal says a database does not exist, on the one connection the state is read on."""
-    import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
     dbname = str(conninfo_to_dict(conninfo)["dbname"])
@@ -48,16 +46,7 @@ def _read_state(conninfo: str, tree: list[Migration], settings: Settings, servic
             return State(tree, {}, database_exists=False)
         raise
     with conn:
-        try:
-            return read_state(conn, tree)
-        except psycopg.Error as exc:  # a missing privilege, a timeout: say which database, keep the class
-            service = service or (tree[0].service if tree else "")
-            who = f"{service}: database {dbname}" if service else f"database {dbname}"
-            if exc.sqlstate == "42501":  # the role by name, and the grant it needs
-                what = explain(exc.diag.message_primary or "", "SELECT", conn.info.user)
-                raise DatabaseUnavailable(f"{who}: reading its migration state: {what}") from None
-            error = classify(exc)
-            raise type(error)(f"{who}: reading its migration state: {error}") from None
+        return read_state(conn, tree, service)
 
 
 def require_database(settings: Settings, service: str, then: str = "") -> tuple[str, str]:

@@ -247,7 +247,7 @@ def test_every_command_run_by_a_role_without_rights_says_which_grant_in_one_line
         line = one_error_line(result)
         assert result.exit_code == 3, (args, line)
         assert "permission denied" in line or "pg_dump" in line, (args, line)
-        if args[0] in ("status", "triggers", "seed", "explain"):  # the state read names its database
+        if args[0] in ("migrate", "status", "triggers", "seed", "explain"):  # the state read names its database
             dbname = psycopg.conninfo.conninfo_to_dict(rolled.dbs["identity"])["dbname"]
             assert line.startswith(f"error: identity: database {dbname}: reading its migration state:"), line
             assert f"{nobody} lacks SELECT on table _yoyo_migration" in line, line

@@ -11,7 +11,7 @@ from typing import Mapping, Sequence
 import psycopg
 from psycopg import sql
 
-from ..errors import BadInput, DatabaseUnavailable, Refused
+from ..errors import BadInput, DatabaseUnavailable, Refused, classify
 from .tree import Migration
 
 CHECKSUM_TABLE = "_dbtool_checksum"
@@ -116,12 +116,12 @@ _INVALID = """SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.inde
 Query = tuple[str, "Sequence[object] | Mapping[str, object]"]  # (SQL, parameters)
 
 
-def read_state(conn: psycopg.Connection, migrations: list[Migration]) -> State:
-    return read_state_and(conn, migrations)[0]
+def read_state(conn: psycopg.Connection, migrations: list[Migration], service: str = "") -> State:
+    return read_state_and(conn, migrations, service=service)[0]
 
 
 def read_state_and(conn: psycopg.Connection, migrations: list[Migration], before: Query | None = None,
-                   after: Query | None = None) -> tuple[State, tuple | None, tuple | None]:
+                   after: Query | None = None, service: str = "") -> tuple[State, tuple | None, tuple | None]:
     """The state, with the first rows of `before` (run first: the reads depend on it, as on a SET
     ROLE) and of `after`, in one round trip on an idle autocommit connection. The queries are
     pipelined, the applied rows read last as if the tracking tables were yoyo's current ones with
@@ -129,7 +129,27 @@ def read_state_and(conn: psycopg.Connection, migrations: list[Migration], before
     database, one yoyo alone migrated, a missing privilege) that read fails, undoing `before` with
     it (one implicit transaction), and the state is asked again the long way. `after` is not: it
     comes back None, for the caller to ask when it needs it, since a database dbtool never migrated
-    mostly has migrations to apply, after which that answer would be stale."""
+    mostly has migrations to apply, after which that answer would be stale.
+
+    A read the server refuses or cuts short (a missing privilege, a timeout) is one line that names
+    the service (`service`, else the migrations') and the database, in the error's own class."""
+    dbname, user = conn.info.dbname, conn.info.user  # while the connection is sure to be there
+    try:
+        return _read_state_and(conn, migrations, before, after)
+    except psycopg.Error as exc:
+        service = service or (migrations[0].service if migrations else "")
+        who = f"{service}: database {dbname}" if service else f"database {dbname}"
+        if exc.sqlstate == "42501":  # the role by name, and the grant it needs
+            from ..roles.denied import explain
+
+            what = explain(exc.diag.message_primary or "", "SELECT", user)
+            raise DatabaseUnavailable(f"{who}: reading its migration state: {what}") from None
+        error = classify(exc)
+        raise type(error)(f"{who}: reading its migration state: {error}") from None
+
+
+def _read_state_and(conn: psycopg.Connection, migrations: list[Migration], before: Query | None,
+                    after: Query | None) -> tuple[State, tuple | None, tuple | None]:
     if (psycopg.Pipeline.is_supported() and conn.autocommit
             and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE):
         try:
@@ -197,12 +217,7 @@ def pending_up(conn: psycopg.Connection, migrations: list[Migration], to: int | 
     stop here, with no lock taken and neither yoyo nor the runner loaded. What is applied is
     committed, so a concurrent run cannot make an empty answer wrong; anything pending takes the
     locked path."""
-    try:
-        state, first, last = read_state_and(conn, migrations, before, after)
-    except psycopg.errors.InsufficientPrivilege as exc:
-        from ..roles.denied import explain
-
-        raise DatabaseUnavailable(explain(exc.diag.message_primary or str(exc), "SELECT", conn.info.user)) from None
+    state, first, last = read_state_and(conn, migrations, before, after)
     refuse_drift(state)
     return plan_up(state, to), first, last, state
 
