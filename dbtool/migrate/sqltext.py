@@ -55,7 +55,9 @@ def split_sql(text: str) -> tuple[bool, list[Statement]]:
 # at each `;` outside comments, strings, quoted names and dollar-quoted bodies: backslashes,
 # backticks, brackets, `#` and block comments follow sqlparse's own rules, and these words change
 # where it splits (IF, CASE and loops do too, but only inside a BEGIN block; END only lowers its
-# level, which splits no `;` that parentheses do not already hold).
+# level, which splits no `;` that parentheses do not already hold). A scan of its own, not
+# _code_only: it must read quotes and dollar tags as sqlparse's lexer does, not as PostgreSQL does,
+# keep every position, and give up where the two could differ.
 _NOT_PLAIN = re.compile(r"[\\`´\[#]|/\*")
 _LEVEL_WORDS = frozenset({"BEGIN", "DECLARE", "GO"})
 _PLAIN_TOKEN = re.compile(r"--[^\r\n]*(?:\r\n|\r|\n|$)|'[^']*'|\"[^\"]*\"|(?<![\w\"$])\$(?:[A-Za-z_]\w*)?\$"

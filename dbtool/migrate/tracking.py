@@ -79,7 +79,7 @@ def keep_checksums(conn: psycopg.Connection) -> bool:
     Until then each read of its state fails its one-round-trip try, an ERROR in the server's log.
     Skipped, leaving the no-op a no-op, where the role may not create in the schema, another run
     holds the migration lock (that run makes the table), or the server refuses (a standby)."""
-    try:
+    try:  # the privilege asked first: a refused CREATE would be one more ERROR in the log
         if not conn.execute("SELECT has_schema_privilege(current_schema(), 'CREATE')").fetchone()[0]:
             return False
         if not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEYS).fetchone()[0]:
