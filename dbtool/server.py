@@ -212,6 +212,16 @@ def connect(conninfo: str, wait: float = 0.0, autocommit: bool = True, about: st
             delay = min(delay * 2, 5.0)
 
 
+def roll_back(conn: psycopg.Connection) -> None:
+    """End the session's open transaction, if it has one, quietly: the error on its way out is the
+    one to report, and a connection that is going takes its transaction with it."""
+    if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        try:
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass
+
+
 def application_name() -> str:
     """What pg_stat_activity shows for dbtool's sessions: 'dbtool' and the command, e.g. 'dbtool migrate'."""
     words = [w for w in sys.argv[1:3] if not w.startswith("-")][:1]

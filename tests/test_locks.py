@@ -415,3 +415,27 @@ def test_a_service_cancelled_outside_a_step_still_gets_its_own_line(db):
     line = _where_left("chat", cancelled.value, 2)
     assert line.startswith("chat: interrupted by ") and "canceling statement" in line, line
     assert "2 migration(s) applied before it, nothing half-done" in line, line
+
+
+@pytest.mark.parametrize("statement, fails", [
+    ("CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_users_name ON users (name);\n", False),
+    ("CREATE INDEX CONCURRENTLY idx_users_name ON users (no_such_column);\n", True),
+])
+def test_a_non_transactional_migration_gives_the_session_its_timeouts_back(service, db, statement, fails):
+    """Its statements run under the session's lock_timeout and statement_timeout (a transaction's
+    SET LOCAL cannot hold them), which are reset afterwards, whether it succeeded or failed."""
+    from dbtool.errors import BadInput
+
+    _prepared(service, db)
+    add_migration(service, "add_users_name_index", f"-- transactional: false\n{statement}",
+                  "-- transactional: false\nDROP INDEX CONCURRENTLY IF EXISTS idx_users_name;\n")
+    policy = LockPolicy(lock_timeout=0.3, statement_timeout=7.0)
+    with connect(db) as conn:
+        before = conn.execute("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')").fetchone()
+        if fails:
+            with pytest.raises(BadInput, match="no_such_column"):
+                migrate_connection(conn, load_tree(service), policy=policy)
+        else:
+            assert [m.version for m in migrate_connection(conn, load_tree(service), policy=policy)] == [5]
+        after = conn.execute("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')").fetchone()
+        assert after == before and after != ("300ms", "7s")

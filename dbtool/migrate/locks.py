@@ -10,7 +10,6 @@ per statement. A watcher on a second connection (blockers.py) sees what the wait
 
 from __future__ import annotations
 
-import random
 import re
 import time
 from contextlib import contextmanager
@@ -20,7 +19,6 @@ from typing import TYPE_CHECKING, Callable, Iterator
 from .. import signals
 from ..errors import LOCK_NOT_AVAILABLE, BadInput, DatabaseUnavailable
 from ..signals import Interrupted
-from .blockers import Wait, Watcher
 
 # PostgreSQL's own time units for lock_timeout and statement_timeout; a bare number is milliseconds.
 _UNITS = {"us": 0.000001, "ms": 0.001, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
@@ -33,8 +31,10 @@ MIGRATION_LOCK_KEYS = (0x6462746C, 0x6D696772)
 
 if TYPE_CHECKING:
     import psycopg
-# psycopg is imported where a connection is used, so that `validate` and `lint`, which read the
-# directives through tree.py, stay offline and light.
+
+    from .blockers import Wait, Watcher
+# psycopg, the watcher and random are imported where they are used, so that `validate` and `lint`,
+# which read the directives through tree.py, and the settings of every command stay light.
 
 
 # PostgreSQL keeps lock_timeout and statement_timeout as int milliseconds: this is the longest.
@@ -92,6 +92,8 @@ class LockPolicy:
     def wait_before(self, retry: int) -> float:
         """The pause before retry n (1-based): doubling from 0.25 s to at most 10 s, jittered by half,
         so retrying runs do not fall into step with each other or with the blocker's rhythm."""
+        import random
+
         return min(0.25 * 2 ** (retry - 1), 10.0) * random.uniform(0.5, 1.5)
 
 
@@ -139,6 +141,8 @@ def is_lock_timeout(exc: BaseException) -> bool:
 def watching(conn: psycopg.Connection, on_retry: OnRetry | None) -> Iterator[Watcher]:
     """A watcher for a run of migrations; a long wait (a concurrent build waiting for old
     transactions) is reported while it lasts, under the name of the migration that waits."""
+    from .blockers import Watcher
+
     watcher: Watcher
 
     def long_wait(wait: Wait) -> None:

@@ -14,6 +14,7 @@ from psycopg import sql
 from psycopg.pq import ExecStatus, TransactionStatus
 
 from .. import signals
+from ..server import roll_back
 from ..errors import BadInput, DatabaseUnavailable, DbtoolError, Refused, connection_ended, server_condition
 from ..roles.denied import explain, privilege_of
 from ..signals import Interrupted
@@ -21,10 +22,8 @@ from .guard import refuse_data_loss
 from .locks import (
     LockPolicy,
     OnRetry,
-    Watcher,
     file_policy,
     is_lock_timeout,
-    set_timeouts,
     timeouts_sql,
     watching,
     with_retries,
@@ -44,6 +43,7 @@ from .sqltext import Statement, builds_concurrently, running_after, transaction_
 from .tree import Migration
 
 if TYPE_CHECKING:  # yoyo loads only when something is to be applied or rolled back
+    from .blockers import Watcher
     from .tracking import Tracking
 
 
@@ -209,7 +209,7 @@ def _step_in_transaction(backend: Tracking, m: Migration, path: Path, statements
             changed[0] = _record(backend, m, bookkeeping, search_path, begin=False,
                                  left="nothing of this migration was applied")
         except BaseException:
-            _roll_back(conn)
+            roll_back(conn)
             raise
 
     try:
@@ -243,7 +243,7 @@ def _record(backend: Tracking, m: Migration, bookkeeping: Callable[[Tracking, Mi
             bookkeeping(backend, m)
             conn.execute("COMMIT")
     except psycopg.Error as exc:
-        _roll_back(conn)
+        roll_back(conn)
         table = getattr(exc.diag, "table_name", None)
         if table in TRACKING_TABLES and exc.sqlstate != "42501":  # not the migration's fault
             raise Refused(f"{m.id}: the tracking table {table} refused its record"
@@ -251,17 +251,9 @@ def _record(backend: Tracking, m: Migration, bookkeeping: Callable[[Tracking, Mi
                           " hand: restore the definition yoyo and dbtool give it, then run again") from None
         raise
     except BaseException:
-        _roll_back(conn)
+        roll_back(conn)
         raise
     return now.fetchone()[0] != search_path
-
-
-def _roll_back(conn: psycopg.Connection) -> None:
-    if not conn.closed and conn.info.transaction_status != TransactionStatus.IDLE:
-        try:
-            conn.execute("ROLLBACK")
-        except psycopg.Error:
-            pass  # the connection is going, and its transaction with it
 
 
 def _step_outside_transaction(backend: Tracking, m: Migration, direction: str,
@@ -271,27 +263,34 @@ def _step_outside_transaction(backend: Tracking, m: Migration, direction: str,
     can only follow them. Such migrations must be written to be re-runnable. Whether the migration
     changed the session's search_path (then the caller puts it back)."""
     conn, text, path = backend.connection, m.text(direction), m.path(direction)
-
-    def drop_invalid() -> None:
-        # A concurrent build that failed or was killed leaves an invalid index under its name, which
-        # a re-run's IF NOT EXISTS would pass over. It serves no reads, so drop it and build again.
-        for name in _invalid_indexes_named(conn, text):
-            conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
-
-    set_timeouts(conn, policy, local=False)
+    # A concurrent build that failed or was killed leaves an invalid index under its name, which a
+    # re-run's IF NOT EXISTS would pass over. It serves no reads, so it is dropped and built again:
+    # what an earlier run left, read in one round trip with setting the session's timeouts, and what
+    # an attempt cut short by its lock timeout left, read before each retry. A statement that
+    # succeeded left none, so the next statement's first attempt does not look.
+    left_before = _invalid_indexes_named(conn, text, then=timeouts_sql(policy, local=False))
+    done = False
     try:
         for st in m.batches(direction):
+            tries = 0
+
             def attempt(st: Statement = st) -> None:
-                drop_invalid()  # also what a build cut short by its lock timeout left
+                nonlocal tries, left_before
+                tries += 1
+                for name in _invalid_indexes_named(conn, text) if tries > 1 else left_before:
+                    conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
+                left_before = []
                 _run(conn, path, [st], False)
 
             with_retries(attempt, policy, watch, m.id, on_retry,
                          "the statements before this one were committed (non-transactional migration);"
                          " the migration was not recorded", look=Look(conn, st.sql, policy))
+        # Whether one is left, with the session's timeouts put back, in one round trip.
+        left = _invalid_indexes_named(conn, text, then=_RESET_TIMEOUTS)
+        done = True
     finally:
-        if not conn.closed:
-            conn.execute("RESET lock_timeout; RESET statement_timeout")
-    left = _invalid_indexes_named(conn, text)
+        if not done and not conn.closed:
+            conn.execute(_RESET_TIMEOUTS)
     if left:
         raise BadInput(f"{path}: index {left[0]} is invalid after this migration; drop it with DROP INDEX"
                        " CONCURRENTLY and run again; the migration was not recorded")
@@ -299,8 +298,11 @@ def _step_outside_transaction(backend: Tracking, m: Migration, direction: str,
                    left="its statements ran (a non-transactional migration) but it was not recorded")
 
 
-def _invalid_indexes_named(conn: psycopg.Connection, text: str) -> list[str]:
-    return [i for i in invalid_indexes(conn) if re.search(rf"\b{re.escape(i)}\b", text)]
+_RESET_TIMEOUTS = "RESET lock_timeout; RESET statement_timeout"
+
+
+def _invalid_indexes_named(conn: psycopg.Connection, text: str, then: str = "") -> list[str]:
+    return [i for i in invalid_indexes(conn, then) if re.search(rf"\b{re.escape(i)}\b", text)]
 
 
 OnMigration = Callable[[Migration, float], None]

@@ -180,9 +180,11 @@ def _read_state(conn: psycopg.Connection, migrations: list[Migration]) -> State:
                  checksums_missing="_yoyo_migration" in tables and CHECKSUM_TABLE not in tables)
 
 
-def invalid_indexes(conn: psycopg.Connection) -> list[str]:
-    """Indexes a failed or interrupted CREATE INDEX CONCURRENTLY left behind: written to, never read."""
-    return [r[0] for r in conn.execute(_INVALID).fetchall()]
+def invalid_indexes(conn: psycopg.Connection, then: str = "") -> list[str]:
+    """Indexes a failed or interrupted CREATE INDEX CONCURRENTLY left behind: written to, never read.
+
+    `then`: statements without parameters to run in the same round trip, after this read."""
+    return [r[0] for r in conn.execute(f"{_INVALID}; {then}" if then else _INVALID).fetchall()]
 
 
 def refuse_drift(state: State) -> None:

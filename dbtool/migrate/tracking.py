@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
 import psycopg
@@ -12,6 +12,7 @@ from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
 
 from .. import signals
+from ..server import roll_back
 from ..errors import DatabaseUnavailable, Refused
 from ..roles.denied import explain
 from ..signals import Interrupted
@@ -117,18 +118,26 @@ def _denied(conn: psycopg.Connection, privilege: str) -> Iterator[None]:
 
 def _create_current(backend: Tracking, found: set[str]) -> None:
     """A database yoyo never touched gets its current tables directly, made by yoyo's own functions,
-    in one transaction: what yoyo's upgrade ends with (it creates the version 1 table, then drops and
-    re-creates it), without its five commits and its lock row (dbtool holds the advisory lock)."""
+    in one transaction and one round trip (pipeline mode): what yoyo's upgrade ends with (it creates
+    the version 1 table, then drops and re-creates it), without its five commits and its lock row
+    (dbtool holds the advisory lock)."""
     from yoyo.internalmigrations import mark_schema_version, v2
 
-    with backend.transaction():
-        if "yoyo_lock" not in found:
-            backend.execute(backend.format_sql(backend.create_lock_table_sql))
-        v2.create_migration_table(backend)
-        v2.create_log_table(backend)
-        v2.create_version_table(backend)
-        mark_schema_version(backend, YOYO_SCHEMA_VERSION)
-        backend.execute(_CREATE_CHECKSUM_TABLE)
+    conn = backend.connection
+    try:
+        with conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext():
+            conn.execute("BEGIN")
+            if "yoyo_lock" not in found:
+                backend.execute(backend.format_sql(backend.create_lock_table_sql))
+            v2.create_migration_table(backend)
+            v2.create_log_table(backend)
+            v2.create_version_table(backend)
+            mark_schema_version(backend, YOYO_SCHEMA_VERSION)
+            conn.execute(_CREATE_CHECKSUM_TABLE)
+            conn.execute("COMMIT")
+    except BaseException:
+        roll_back(conn)
+        raise
     backend._internal_schema_updated = True
 
 
