@@ -14,9 +14,9 @@ from psycopg import sql
 from psycopg.pq import ExecStatus, TransactionStatus
 
 from .. import signals
-from ..server import roll_back
 from ..errors import BadInput, DatabaseUnavailable, DbtoolError, Refused, connection_ended, server_condition
 from ..roles.denied import explain, privilege_of
+from ..server import roll_back
 from ..signals import Interrupted
 from .guard import refuse_data_loss
 from .locks import (

@@ -12,9 +12,9 @@ from yoyo.backends.core.postgresql import PostgresqlPsycopgBackend
 from yoyo.connections import DatabaseURI
 
 from .. import signals
-from ..server import roll_back
 from ..errors import DatabaseUnavailable, Refused
 from ..roles.denied import explain
+from ..server import roll_back
 from ..signals import Interrupted
 from .locks import MIGRATION_LOCK_KEYS
 from .state import CHECKSUM_TABLE, tables_of
