@@ -148,6 +148,13 @@ class Look:
         self.conn, self.sql, self.policy = conn, sql, policy
         self._needs: dict[str, str] | None = None
         self._seen: dict[str, float] = {}  # virtual transaction -> when first seen holding a lock
+        self._ahead: psycopg.Cursor | None = None  # the first look, sent ahead (prefetch)
+
+    def prefetch(self) -> None:
+        """Send the first look now, in the caller's pipeline, to save it a round trip; the first call
+        reads its rows."""
+        if self.policy.lock_timeout > 0:
+            self._ahead = self.conn.execute(_HOLDERS, (self.policy.patience,), prepare=True)
 
     def __call__(self, older_than: float | None = None) -> str | None:
         """`older_than` seconds (default: the policy's patience); 0 names any holder, which is how a
@@ -157,9 +164,13 @@ class Look:
         if self.policy.lock_timeout <= 0:
             return None  # told to wait as long as it takes: queueing is what was asked for
         patience = self.policy.patience if older_than is None else older_than
-        # Prepared at once: a migration looks before each attempt, and planning this join of two
-        # views costs the server more than running it.
-        holders = self.conn.execute(_HOLDERS, (patience,), prepare=True).fetchall()
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and older_than is None:
+            holders = ahead.fetchall()
+        else:
+            # Prepared at once: a migration looks before each attempt, and planning this join of two
+            # views costs the server more than running it.
+            holders = self.conn.execute(_HOLDERS, (patience,), prepare=True).fetchall()
         now = time.monotonic()
         for row in holders:
             self._seen.setdefault(row[4], now)

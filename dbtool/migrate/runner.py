@@ -166,19 +166,27 @@ def _step(backend: Tracking, m: Migration, direction: str, bookkeeping: Callable
     conn = backend.connection
     verb = "migrate" if direction == "up" else "rollback"
     watch.what = m.id
+    transactional, statements = m.transactional(direction), m.batches(direction)
+    # The first attempt's look at pg_locks: at the whole file in a transaction, else at its first statement.
+    look = Look(conn, "\n;\n".join(st.sql for st in statements) if transactional else
+                (statements[0].sql if statements else ""), policy)
     # What a DBA sees in pg_stat_activity while this migration runs or waits; and the search_path
     # before it: a migration may change the session's (every pg_dump file empties it with
     # set_config(..., false)), and dbtool's bookkeeping and the next migration need the one it had.
-    search_path = conn.execute("SELECT current_setting('search_path'), set_config('application_name', %s, false)",
-                               (f"dbtool {verb} {m.service} {m.version:03d}",)).fetchone()[0]
+    # With the first look, in one round trip.
+    with conn.pipeline() if psycopg.Pipeline.is_supported() else nullcontext():
+        named = conn.execute("SELECT current_setting('search_path'), set_config('application_name', %s, false)",
+                             (f"dbtool {verb} {m.service} {m.version:03d}",))
+        look.prefetch()
+    search_path = named.fetchone()[0]
     changed = True  # unless the step shows otherwise, put the search_path back
     try:
-        if m.transactional(direction):
-            changed = _step_in_transaction(backend, m, path, m.batches(direction), bookkeeping, search_path,
-                                           policy, watch, on_retry)
+        if transactional:
+            changed = _step_in_transaction(backend, m, path, statements, bookkeeping, search_path,
+                                           policy, watch, on_retry, look)
         else:
             changed = _step_outside_transaction(backend, m, direction, bookkeeping, policy, watch, on_retry,
-                                                search_path)
+                                                search_path, look)
     finally:
         if changed and not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
             try:
@@ -189,7 +197,7 @@ def _step(backend: Tracking, m: Migration, direction: str, bookkeeping: Callable
 
 def _step_in_transaction(backend: Tracking, m: Migration, path: Path, statements: list[Statement],
                          bookkeeping: Callable[[Tracking, Migration], None], search_path: str,
-                         policy: LockPolicy, watch: Watcher, on_retry: OnRetry | None) -> bool:
+                         policy: LockPolicy, watch: Watcher, on_retry: OnRetry | None, look: Look) -> bool:
     """One transaction for the migration and its record, in three round trips: BEGIN with the
     timeouts, the file (whole when it can be), the record with COMMIT. Whether the migration changed
     the session's search_path (then the caller puts it back)."""
@@ -213,7 +221,6 @@ def _step_in_transaction(backend: Tracking, m: Migration, path: Path, statements
             raise
 
     try:
-        look = Look(conn, "\n;\n".join(st.sql for st in statements), policy)
         with_retries(attempt, policy, watch, m.id, on_retry, look=look)
     except psycopg.Error as exc:  # after the statements: at COMMIT, or in the bookkeeping
         if failed:
@@ -258,7 +265,7 @@ def _record(backend: Tracking, m: Migration, bookkeeping: Callable[[Tracking, Mi
 
 def _step_outside_transaction(backend: Tracking, m: Migration, direction: str,
                               bookkeeping: Callable[[Tracking, Migration], None], policy: LockPolicy,
-                              watch: Watcher, on_retry: OnRetry | None, search_path: str) -> bool:
+                              watch: Watcher, on_retry: OnRetry | None, search_path: str, look: Look) -> bool:
     """Statements such as CREATE INDEX CONCURRENTLY cannot run in a transaction block: the record
     can only follow them. Such migrations must be written to be re-runnable. Whether the migration
     changed the session's search_path (then the caller puts it back)."""
@@ -271,7 +278,7 @@ def _step_outside_transaction(backend: Tracking, m: Migration, direction: str,
     left_before = _invalid_indexes_named(conn, text, then=timeouts_sql(policy, local=False))
     done = False
     try:
-        for st in m.batches(direction):
+        for n, st in enumerate(m.batches(direction)):
             tries = 0
 
             def attempt(st: Statement = st) -> None:
@@ -284,7 +291,7 @@ def _step_outside_transaction(backend: Tracking, m: Migration, direction: str,
 
             with_retries(attempt, policy, watch, m.id, on_retry,
                          "the statements before this one were committed (non-transactional migration);"
-                         " the migration was not recorded", look=Look(conn, st.sql, policy))
+                         " the migration was not recorded", look=look if n == 0 else Look(conn, st.sql, policy))
         # Whether one is left, with the session's timeouts put back, in one round trip.
         left = _invalid_indexes_named(conn, text, then=_RESET_TIMEOUTS)
         done = True
