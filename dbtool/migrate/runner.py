@@ -185,8 +185,8 @@ def _step(backend: Tracking, m: Migration, direction: str, bookkeeping: Callable
             changed = _step_in_transaction(backend, m, path, statements, bookkeeping, search_path,
                                            policy, watch, on_retry, look)
         else:
-            changed = _step_outside_transaction(backend, m, direction, bookkeeping, policy, watch, on_retry,
-                                                search_path, look)
+            changed = _step_outside_transaction(backend, m, direction, statements, bookkeeping, policy, watch,
+                                                on_retry, search_path, look)
     finally:
         if changed and not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
             try:
@@ -263,7 +263,7 @@ def _record(backend: Tracking, m: Migration, bookkeeping: Callable[[Tracking, Mi
     return now.fetchone()[0] != search_path
 
 
-def _step_outside_transaction(backend: Tracking, m: Migration, direction: str,
+def _step_outside_transaction(backend: Tracking, m: Migration, direction: str, statements: list[Statement],
                               bookkeeping: Callable[[Tracking, Migration], None], policy: LockPolicy,
                               watch: Watcher, on_retry: OnRetry | None, search_path: str, look: Look) -> bool:
     """Statements such as CREATE INDEX CONCURRENTLY cannot run in a transaction block: the record
@@ -278,7 +278,7 @@ def _step_outside_transaction(backend: Tracking, m: Migration, direction: str,
     left_before = _invalid_indexes_named(conn, text, then=timeouts_sql(policy, local=False))
     done = False
     try:
-        for n, st in enumerate(m.batches(direction)):
+        for n, st in enumerate(statements):
             tries = 0
 
             def attempt(st: Statement = st) -> None:
