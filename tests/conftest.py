@@ -279,3 +279,9 @@ def seeded(cli, project, migrated):
 
 def connect(conninfo: str) -> psycopg.Connection:
     return psycopg.connect(conninfo, autocommit=True)
+
+
+def public_tables(conninfo: str) -> set[str]:
+    """Every table in the public schema, tracking tables included."""
+    with connect(conninfo) as conn:
+        return {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}

@@ -8,7 +8,7 @@ import time
 
 import psycopg
 import pytest
-from conftest import PASSWORD, PASSWORD_ROLE, add_migration, connect, one_error_line
+from conftest import PASSWORD, PASSWORD_ROLE, add_migration, connect, one_error_line, public_tables
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -356,11 +356,6 @@ def _apply_with_yoyo(tree, db: str, folder) -> None:
         backend.connection.close()
 
 
-def _tables(db: str) -> set[str]:
-    with connect(db) as conn:
-        return {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-
-
 def test_a_no_op_migrate_of_a_database_yoyo_alone_migrated_keeps_checksums_from_then_on(cli, service, db,
                                                                                           tmp_path, monkeypatch):
     from dbtool.migrate import state as state_module
@@ -368,12 +363,12 @@ def test_a_no_op_migrate_of_a_database_yoyo_alone_migrated_keeps_checksums_from_
 
     tree = load_tree(service)
     _apply_with_yoyo(tree, db, tmp_path)
-    assert "_dbtool_checksum" not in _tables(db)
+    assert "_dbtool_checksum" not in public_tables(db)
     env = {"IDENTITY_DATABASE_URL": db}
     result = cli("migrate", "identity", "--schemas-dir", service.parent, env=env)
     assert result.exit_code == 0 and result.exception is None, result.output
     assert "nothing to do" in result.output, result.output
-    assert "_dbtool_checksum" in _tables(db)
+    assert "_dbtool_checksum" in public_tables(db)
 
     def second_try(*args):
         raise AssertionError("the state was read the long way: the one-round-trip read failed")
@@ -410,7 +405,7 @@ def test_a_role_that_may_not_create_leaves_a_yoyo_database_as_it_is_and_the_no_o
         as_reader = {"IDENTITY_DATABASE_URL": make_conninfo(db, user=reader)}
         result = cli("migrate", "identity", "--schemas-dir", service.parent, env=as_reader)
         assert result.exit_code == 0 and result.exception is None, result.output
-        assert "nothing to do" in result.output and "_dbtool_checksum" not in _tables(db), result.output
+        assert "nothing to do" in result.output and "_dbtool_checksum" not in public_tables(db), result.output
     finally:
         with connect(db) as conn:
             conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(reader)))

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SCHEMAS, connect, one_error_line
+from conftest import SCHEMAS, connect, one_error_line, public_tables
 from fleet import SERVICES
 from psycopg import sql
 
@@ -55,11 +55,6 @@ def failed(report: dict) -> list[dict]:
     return [c for c in report["checks"] if not c["ok"]]
 
 
-def tables(conninfo: str) -> set[str]:
-    with connect(conninfo) as conn:
-        return {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-
-
 def test_every_service_verifies_and_no_scratch_database_is_left(cli, project, server):
     before = scratch_databases(server)
     result = verify(cli, project, server, "--json")
@@ -91,7 +86,7 @@ def test_without_scratch_dsn_it_builds_beside_the_service_database_and_leaves_th
     live = new_db("identity")
     result = cli("verify", "identity", "--schemas-dir", project / "schemas", env={"IDENTITY_DATABASE_URL": live})
     assert result.exit_code == 0, result.output
-    assert tables(live) == set()  # verify never migrates the service's own database
+    assert public_tables(live) == set()  # verify never migrates the service's own database
     assert scratch_databases(server) == []
 
 
@@ -196,7 +191,7 @@ def test_hand_made_drift_is_reported_object_by_object(cli, project, server, live
     with connect(conninfo) as conn:
         conn.execute("DROP INDEX idx_courses_price")
         conn.execute("ALTER TABLE courses ADD COLUMN notes TEXT")
-    before = tables(conninfo)
+    before = public_tables(conninfo)
 
     result = cli(*args, env=env)
     assert result.exit_code == 1, result.output
@@ -213,7 +208,7 @@ def test_hand_made_drift_is_reported_object_by_object(cli, project, server, live
     ]
     with connect(conninfo) as conn:  # check only reads the live database
         assert conn.execute("SELECT to_regclass('idx_courses_price')").fetchone()[0] is None
-    assert tables(conninfo) == before
+    assert public_tables(conninfo) == before
     assert scratch_databases(server) == []
 
 
