@@ -58,7 +58,12 @@ class TableLoad:
     group: str  # the synthetic group, or the seed file's name
     rows: int = 0  # rows written by this run
     present: int = 0  # rows an earlier run had already written
-    seconds: float = 0.0
+    seconds: float = 0.0  # until the table was ready: rows, indexes, keys, statistics
+    copy_seconds: float = 0.0  # the rows alone
+
+    @property
+    def copy_rows_per_second(self) -> float:
+        return self.rows / self.copy_seconds if self.copy_seconds else 0.0
 
     @property
     def rows_per_second(self) -> float:
@@ -89,7 +94,11 @@ class SeedEvents:
     target: Callable[[str, str], None] = lambda service, where: None
     start: Callable[[TableLoad, int | None], None] = lambda load, total: None  # total rows, None if unknown
     advance: Callable[[TableLoad, int], None] = lambda load, rows: None
-    done: Callable[[TableLoad], None] = lambda load: None
+    done: Callable[[TableLoad], None] = lambda load: None  # its rows are in
+    # After the rows, what is being done to the table ("indexes and keys", "statistics"), then that it
+    # is ready: the table load whose rate counts until then (the last, for a table of two groups).
+    finishing: Callable[[TableLoad, str], None] = lambda load, step: None
+    ready: Callable[[TableLoad], None] = lambda load: None
 
 
 def check_scale(scale: int | None) -> None:
@@ -211,7 +220,7 @@ def _run_files_in_one_transaction(conn: psycopg.Connection, service: str, files:
             _execute_file(conn, path)
             seconds = time.perf_counter() - started
             added = {t: n - before.get(t, 0) for t, n in sorted(_inserted(conn).items())}
-            file_loads = [TableLoad(service, t, path.name, n, 0, seconds) for t, n in added.items() if n]
+            file_loads = [TableLoad(service, t, path.name, n, 0, seconds, seconds) for t, n in added.items() if n]
             tables = ", ".join(x.table for x in file_loads) or "nothing new"
             events.done(TableLoad(service, tables, path.name, sum(x.rows for x in file_loads), 0, seconds))
             loads += file_loads
@@ -292,8 +301,10 @@ def _load_synthetic(conn: psycopg.Connection, service: str, groups: list[Group],
                 loads.append(load)
             # The indexes and keys of the tables that were empty, built once over all their rows.
             loading = None
-            for table, seconds in rebuild(conn, deferred).items():
-                _last_load(loads, table).seconds += seconds
+            for item in deferred:
+                events.finishing(_last_load(loads, item.table), "indexes and keys")
+                for table, seconds in rebuild(conn, [item]).items():
+                    _last_load(loads, table).seconds += seconds
     except Interrupted:  # raised between statements, inside the transaction: it rolled back
         raise _interrupted(seeded, _rolled_back(service, tables, loading)) from None
     except psycopg.Error as exc:
@@ -314,6 +325,8 @@ def _load_synthetic(conn: psycopg.Connection, service: str, groups: list[Group],
     for table in dict.fromkeys(load.table for load in loads if load.rows):  # users holds two groups
         # Fresh statistics, so EXPLAIN right after seeding plans against the data as loaded; VACUUM
         # too, so the visibility map is set and index-only scans (a count) need not wait for autovacuum.
+        last = _last_load(loads, table)
+        events.finishing(last, "statistics")
         started = time.perf_counter()
         try:
             _stop_if_interrupted([*seeded, service], f"before VACUUM (ANALYZE) {table}, after the rows of {service}"
@@ -326,7 +339,8 @@ def _load_synthetic(conn: psycopg.Connection, service: str, groups: list[Group],
                                f" (ANALYZE) {table}, after its rows were committed (they stay; its statistics"
                                " wait for autovacuum)") from None
         # A table's rate counts until it is ready to be read: rows, indexes, keys and statistics.
-        _last_load(loads, table).seconds += time.perf_counter() - started
+        last.seconds += time.perf_counter() - started
+        events.ready(last)
     return loads
 
 
@@ -357,7 +371,7 @@ def _copy(conn: psycopg.Connection, group: Group, generated: Iterator[Chunk], lo
             copy.write(group.copy_text(chunk))
             load.rows += len(chunk)
             events.advance(load, len(chunk))
-    load.seconds = time.perf_counter() - started
+    load.seconds = load.copy_seconds = time.perf_counter() - started
 
 
 @contextmanager

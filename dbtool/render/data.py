@@ -61,16 +61,11 @@ def seed_progress(as_json: bool) -> Iterator[SeedEvents]:
     if as_json:
         yield SeedEvents()
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+    from rich.progress import BarColumn, Progress, TextColumn
 
-    progress = Progress(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=out)
+    # Label, bar, rows so far and a note: with the longest label the note keeps 28 of 80 columns.
+    progress = Progress(TextColumn("  {task.description}"), BarColumn(bar_width=10),
+                        TextColumn("{task.completed:>9,.0f}"), TextColumn("{task.fields[note]}"), console=out)
     tasks: dict[int, object] = {}
 
     def target(service: str, where: str) -> None:
@@ -91,13 +86,22 @@ def seed_progress(as_json: bool) -> Iterator[SeedEvents]:
             what = f"{load.rows} new row(s) in {load.table}" if load.rows else "nothing new, already seeded"
             progress.console.print(f"  {load.group}: {what}", markup=False)
             return
-        note = f"{load.rows_per_second:,.0f} rows/s" if load.rows else "nothing new"
+        note = f"copied, {load.copy_rows_per_second:,.0f} rows/s" if load.rows else "nothing new"
         if load.present:
-            note += f", {load.present:,} already there"
+            note += f" ({load.present:,} there)"
         progress.update(task, total=load.rows, completed=load.rows, note=note)  # type: ignore[arg-type]
 
+    def finishing(load: TableLoad, step: str) -> None:
+        progress.update(tasks[id(load)], note=f"{step}…")  # type: ignore[arg-type]
+
+    def ready(load: TableLoad) -> None:  # the rate a reader waits for: rows, indexes, keys, statistics
+        note = f"ready, {load.rows_per_second:,.0f} rows/s"
+        if load.present:
+            note += f" ({load.present:,} there)"
+        progress.update(tasks[id(load)], note=note)  # type: ignore[arg-type]
+
     try:
-        yield SeedEvents(target=target, start=start, advance=advance, done=done)
+        yield SeedEvents(target=target, start=start, advance=advance, done=done, finishing=finishing, ready=ready)
     finally:
         if tasks:
             progress.stop()
@@ -112,7 +116,8 @@ def seed_data(report: SeedReport) -> dict:
         "rows_per_second": round(report.rows_per_second, 1),
         "tables": [
             {"service": x.service, "table": x.table, "source": x.group, "rows": x.rows, "already_there": x.present,
-             "seconds": round(x.seconds, 3), "rows_per_second": round(x.rows_per_second, 1)}
+             "seconds": round(x.seconds, 3), "rows_per_second": round(x.rows_per_second, 1),
+             "copy_seconds": round(x.copy_seconds, 3)}
             for x in report.loads
         ],
     }
