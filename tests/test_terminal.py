@@ -43,12 +43,12 @@ def test_explain_fits_80_columns_and_shows_more_at_120(cli, project, seeded):
 
 def test_status_and_audit_cut_names_in_the_middle_only_when_they_must(cli, project, seeded):
     _, env = seeded
-    long = "003_add_chat_messages_session_id_created_at_index"
+    long = "add chat messages session id created at index"  # 003_add_chat_messages_..., as Flyway shows it
     narrow, wide = (run(cli, project, env, n, "status", "chat") for n in (80, 120))
     assert all(len(text) <= 80 for text in narrow.splitlines()), narrow
     assert long in wide and long not in narrow
     cut = next(t for t in narrow.splitlines() if t.startswith("003"))
-    assert "003_add_chat_messag" in cut and "created_at_index" in cut and "…" in cut
+    assert "add chat messag" in cut and "created at index" in cut and "…" in cut
     assert len(rows_of(narrow, "version")) == 1 + 4
     with connect(seeded[0]["chat"]) as conn:  # a foreign key without an index: a long kind to keep whole
         conn.execute("DROP INDEX idx_chat_messages_session_id_created_at")

@@ -110,14 +110,15 @@ def status(results: list[ServiceResult], as_json: bool) -> None:
     styles = {"applied": "green", "pending": "yellow", "edited": "red", "unknown": "magenta"}
     for service in data:
         rows = []
+        # As Flyway shows it: the version, then the rest of the name, which then fits in 80 columns.
         for m in service["migrations"]:
             at = m["applied_at"]
-            rows.append((f"{m['version']:03d}", m["id"], Text(m["state"], styles[m["state"]]),
+            rows.append((f"{m['version']:03d}", _description(m["id"]), Text(m["state"], styles[m["state"]]),
                          at.strftime("%Y-%m-%d %H:%M:%S") if at else ""))
         for mid in service["missing"]:
-            rows.append(("", mid, Text("missing file", "red"), ""))
-        fit_table([("version", "left"), ("migration", "left"), ("state", "left"), ("applied at (UTC)", "left")],
-                  rows, shrink=(("migration", 24),), title=f"{service['service']}: {service['database']}")
+            rows.append((mid.partition("_")[0], _description(mid), Text("missing file", "red"), ""))
+        fit_table([("version", "left"), ("description", "left"), ("state", "left"), ("applied at (UTC)", "left")],
+                  rows, shrink=(("description", 24),), title=f"{service['service']}: {service['database']}")
         notes = []
         if not service["database_exists"]:
             notes.append("database does not exist yet; migrate creates it")
@@ -128,6 +129,12 @@ def status(results: list[ServiceResult], as_json: bool) -> None:
                          f" it again if a pending migration names it, else DROP INDEX CONCURRENTLY {index}")
         for note in notes:
             line(f"  {note}")
+
+
+def _description(migration_id: str) -> str:
+    """`005_drop_old_index` read as Flyway does: version 005, description "drop old index"."""
+    number, _, rest = migration_id.partition("_")
+    return (rest or number).replace("_", " ")
 
 
 def trigger_progress(quiet: bool = False) -> Events:
