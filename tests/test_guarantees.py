@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import string
 import time
 
@@ -162,6 +163,8 @@ def test_edited_and_missing_show_in_status_and_repair_accepts_an_edit(cli, servi
     result = cli("status", "identity", "--json", "--schemas-dir", schemas, env=env)
     assert json.loads(result.stdout)[0]["missing"] == sorted(p.name[:-4] for p in gone if ".down." not in p.name)
     assert "002_create_refresh_tokens_table" in json.loads(result.stdout)[0]["missing"]
+    shown = cli("status", "identity", "--schemas-dir", schemas, env=env).stdout.splitlines()
+    assert any(re.match(r"002\s+create refresh tokens table\s+missing file", text) for text in shown), shown
 
 
 def test_migrations_applied_by_plain_yoyo_are_unknown_until_repaired(service, db):

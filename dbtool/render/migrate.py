@@ -113,10 +113,10 @@ def status(results: list[ServiceResult], as_json: bool) -> None:
         # As Flyway shows it: the version, then the rest of the name, which then fits in 80 columns.
         for m in service["migrations"]:
             at = m["applied_at"]
-            rows.append((f"{m['version']:03d}", _description(m["id"]), Text(m["state"], styles[m["state"]]),
+            rows.append((*_named(m["id"]), Text(m["state"], styles[m["state"]]),
                          at.strftime("%Y-%m-%d %H:%M:%S") if at else ""))
         for mid in service["missing"]:
-            rows.append((mid.partition("_")[0], _description(mid), Text("missing file", "red"), ""))
+            rows.append((*_named(mid), Text("missing file", "red"), ""))
         fit_table([("version", "left"), ("description", "left"), ("state", "left"), ("applied at (UTC)", "left")],
                   rows, shrink=(("description", 24),), title=f"{service['service']}: {service['database']}")
         notes = []
@@ -131,10 +131,11 @@ def status(results: list[ServiceResult], as_json: bool) -> None:
             line(f"  {note}")
 
 
-def _description(migration_id: str) -> str:
-    """`005_drop_old_index` read as Flyway does: version 005, description "drop old index"."""
+def _named(migration_id: str) -> tuple[str, str]:
+    """`005_drop_old_index` read as Flyway does: version 005, description "drop old index". An id
+    recorded by some other tool, not numbered so, is its own description."""
     number, _, rest = migration_id.partition("_")
-    return (rest or number).replace("_", " ")
+    return (number, rest.replace("_", " ")) if number.isdigit() and rest else ("", migration_id)
 
 
 def trigger_progress(quiet: bool = False) -> Events:
