@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,8 +15,8 @@ from conftest import assert_no_crash, connect
 from fleet import databases, env_for
 
 from dbtool.data.bulkload import defer, rebuild
-from dbtool.data.seed import MAX_SCALE, SEED_LOCK_KEYS
 from dbtool.data.groups import Row
+from dbtool.data.seed import MAX_SCALE, SEED_LOCK_KEYS
 from dbtool.data.synthetic import Catalog
 from dbtool.schemafile.snapshot import snapshot
 

@@ -31,7 +31,6 @@ server taking the rows in. The values are the ones a row-at-a-time reading of th
 tests/test_synthetic.py holds such a reading and compares the two.
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -74,7 +73,6 @@ class Catalog:
 
     def referenced_services(self, service: str) -> set[str]:
         return {g.service for group in self.service(service) for g in group.refers_to} - {service}
-
 
 
 def chunks(group: Group, scale: int, start: int = 0, parent_start: int = 0, size: int = CHUNK,

@@ -118,14 +118,11 @@ def file_policy(text: str, path: object, base: LockPolicy) -> LockPolicy:
 
 
 def timeouts_sql(policy: LockPolicy, local: bool) -> str:
+    """Both timeouts as one text without parameters, which psycopg sends as one simple query: on its
+    own, or after another statement in the same round trip."""
     scope = "LOCAL " if local else ""
     return (f"SET {scope}lock_timeout = '{round(policy.lock_timeout * 1000)}ms';"
             f" SET {scope}statement_timeout = '{round(policy.statement_timeout * 1000)}ms'")
-
-
-def set_timeouts(conn: psycopg.Connection, policy: LockPolicy, local: bool) -> None:
-    # One round trip: without parameters psycopg sends both as one simple query.
-    conn.execute(timeouts_sql(policy, local))
 
 
 # ---------------------------------------------------------------- the retry loop

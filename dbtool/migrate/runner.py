@@ -29,6 +29,7 @@ from .locks import (
     with_retries,
 )
 from .queue import Look
+from .sqltext import Statement, builds_concurrently, running_after, transaction_control
 from .state import (
     TRACKING_TABLES,
     check_version,
@@ -39,7 +40,6 @@ from .state import (
     read_state,
     refuse_drift,
 )
-from .sqltext import Statement, builds_concurrently, running_after, transaction_control
 from .tree import Migration
 
 if TYPE_CHECKING:  # yoyo loads only when something is to be applied or rolled back
@@ -279,14 +279,13 @@ def _step_outside_transaction(backend: Tracking, m: Migration, direction: str, s
     done = False
     try:
         for n, st in enumerate(statements):
-            tries = 0
+            known: list[str] | None = left_before if n == 0 else []  # a first attempt's; a retry reads
 
             def attempt(st: Statement = st) -> None:
-                nonlocal tries, left_before
-                tries += 1
-                for name in _invalid_indexes_named(conn, text) if tries > 1 else left_before:
+                nonlocal known
+                for name in _invalid_indexes_named(conn, text) if known is None else known:
                     conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
-                left_before = []
+                known = None
                 _run(conn, path, [st], False)
 
             with_retries(attempt, policy, watch, m.id, on_retry,
