@@ -302,9 +302,9 @@ def _load_synthetic(conn: psycopg.Connection, service: str, groups: list[Group],
             # The indexes and keys of the tables that were empty, built once over all their rows.
             loading = None
             for item in deferred:
-                events.finishing(_last_load(loads, item.table), "indexes and keys")
-                for table, seconds in rebuild(conn, [item]).items():
-                    _last_load(loads, table).seconds += seconds
+                load = _last_load(loads, item.table)
+                events.finishing(load, "indexes and keys")
+                load.seconds += rebuild(conn, [item])[item.table]
     except Interrupted:  # raised between statements, inside the transaction: it rolled back
         raise _interrupted(seeded, _rolled_back(service, tables, loading)) from None
     except psycopg.Error as exc:

@@ -55,6 +55,11 @@ def references(reports: list, as_json: bool) -> None:
          else "no soft references declared (schemas/<service>/references.toml)")
 
 
+def _there(load: TableLoad) -> str:
+    """What a bar's note adds for the rows an earlier seed had already written."""
+    return f" ({load.present:,} there)" if load.present else ""
+
+
 @contextmanager
 def seed_progress(as_json: bool) -> Iterator[SeedEvents]:
     """A progress bar per table being loaded; a line per seed file. Nothing at all for --json."""
@@ -87,18 +92,13 @@ def seed_progress(as_json: bool) -> Iterator[SeedEvents]:
             progress.console.print(f"  {load.group}: {what}", markup=False)
             return
         note = f"copied, {load.copy_rows_per_second:,.0f} rows/s" if load.rows else "nothing new"
-        if load.present:
-            note += f" ({load.present:,} there)"
-        progress.update(task, total=load.rows, completed=load.rows, note=note)  # type: ignore[arg-type]
+        progress.update(task, total=load.rows, completed=load.rows, note=note + _there(load))  # type: ignore[arg-type]
 
     def finishing(load: TableLoad, step: str) -> None:
         progress.update(tasks[id(load)], note=f"{step}…")  # type: ignore[arg-type]
 
     def ready(load: TableLoad) -> None:  # the rate a reader waits for: rows, indexes, keys, statistics
-        note = f"ready, {load.rows_per_second:,.0f} rows/s"
-        if load.present:
-            note += f" ({load.present:,} there)"
-        progress.update(tasks[id(load)], note=note)  # type: ignore[arg-type]
+        progress.update(tasks[id(load)], note=f"ready, {load.rows_per_second:,.0f} rows/s{_there(load)}")  # type: ignore[arg-type]
 
     try:
         yield SeedEvents(target=target, start=start, advance=advance, done=done, finishing=finishing, ready=ready)
