@@ -311,35 +311,9 @@ def test_no_password_in_the_output_of_the_other_commands(cli, service, db, serve
     assert PASSWORD_ROLE in runs["verify"].output  # the role is named, its password never
 
 
-def test_yoyo_reads_a_dbtool_database(service, db, tmp_path):
-    """dbtool records migrations in yoyo's own tables under yoyo's ids, so yoyo sees them applied."""
-    import shutil
-    from urllib.parse import quote
-
-    from psycopg.conninfo import conninfo_to_dict
-    from yoyo import get_backend, read_migrations
-
-    tree = load_tree(service)
-    with connect(db) as conn:
-        migrate_connection(conn, tree[:-1])
-    for m in tree:  # yoyo's layout: <id>.sql and <id>.rollback.sql
-        shutil.copy(m.up, tmp_path / m.up.name)
-        shutil.copy(m.down, tmp_path / f"{m.id}.rollback.sql")
-    parts = conninfo_to_dict(db)
-    auth = quote(parts.get("user", "postgres")) + (f":{quote(parts['password'])}" if parts.get("password") else "")
-    host = parts.get("host", "localhost")
-    url = (f"postgresql+psycopg://{auth}@/{parts['dbname']}?host={host}" if host.startswith("/") else
-           f"postgresql+psycopg://{auth}@{host}:{parts.get('port', 5432)}/{parts['dbname']}")
-    backend = get_backend(url)
-    try:
-        pending = backend.to_apply(read_migrations(str(tmp_path)))
-        assert [m.id for m in pending] == [tree[-1].id]
-    finally:
-        backend.connection.close()
-
-
-def _apply_with_yoyo(tree, db: str, folder) -> None:
-    """Every migration of `tree` applied by yoyo itself, as a team that used plain yoyo has them."""
+def _yoyo(tree, db: str, folder):
+    """yoyo itself on `db`, with `tree` copied into `folder` in yoyo's layout (<id>.sql and
+    <id>.rollback.sql): its backend and the migrations it reads there."""
     import shutil
     from urllib.parse import quote
 
@@ -350,11 +324,32 @@ def _apply_with_yoyo(tree, db: str, folder) -> None:
         shutil.copy(m.up, folder / m.up.name)
         shutil.copy(m.down, folder / f"{m.id}.rollback.sql")
     parts = conninfo_to_dict(db)
-    backend = get_backend(f"postgresql+psycopg://{quote(parts.get('user', 'postgres'))}@/{parts['dbname']}"
-                          f"?host={parts['host']}")
+    auth = quote(parts.get("user", "postgres")) + (f":{quote(parts['password'])}" if parts.get("password") else "")
+    host = parts.get("host", "localhost")
+    url = (f"postgresql+psycopg://{auth}@/{parts['dbname']}?host={host}" if host.startswith("/") else
+           f"postgresql+psycopg://{auth}@{host}:{parts.get('port', 5432)}/{parts['dbname']}")
+    return get_backend(url), read_migrations(str(folder))
+
+
+def test_yoyo_reads_a_dbtool_database(service, db, tmp_path):
+    """dbtool records migrations in yoyo's own tables under yoyo's ids, so yoyo sees them applied."""
+    tree = load_tree(service)
+    with connect(db) as conn:
+        migrate_connection(conn, tree[:-1])
+    backend, migrations = _yoyo(tree, db, tmp_path)
+    try:
+        pending = backend.to_apply(migrations)
+        assert [m.id for m in pending] == [tree[-1].id]
+    finally:
+        backend.connection.close()
+
+
+def _apply_with_yoyo(tree, db: str, folder) -> None:
+    """Every migration of `tree` applied by yoyo itself, as a team that used plain yoyo has them."""
+    backend, migrations = _yoyo(tree, db, folder)
     try:
         with backend.lock():
-            backend.apply_migrations(backend.to_apply(read_migrations(str(folder))))
+            backend.apply_migrations(backend.to_apply(migrations))
     finally:
         backend.connection.close()
 
