@@ -74,7 +74,7 @@ def tracking(conn: psycopg.Connection) -> Tracking:
     return backend
 
 
-def keep_checksums(conn: psycopg.Connection) -> bool:
+def keep_checksums(conn: psycopg.Connection) -> None:
     """A database yoyo alone migrated, with nothing to apply, gets dbtool's checksum table (empty:
     what yoyo applied has no record to compare with), as its first applied migration would give it.
     Until then each read of its state fails its one-round-trip try, an ERROR in the server's log.
@@ -82,16 +82,15 @@ def keep_checksums(conn: psycopg.Connection) -> bool:
     holds the migration lock (that run makes the table), or the server refuses (a standby)."""
     try:  # the privilege asked first: a refused CREATE would be one more ERROR in the log
         if not conn.execute("SELECT has_schema_privilege(current_schema(), 'CREATE')").fetchone()[0]:
-            return False
+            return
         if not conn.execute("SELECT pg_try_advisory_lock(%s, %s)", LOCK_KEYS).fetchone()[0]:
-            return False
+            return
         try:
             conn.execute(_CREATE_CHECKSUM_TABLE)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
     except psycopg.Error:
-        return False
-    return True
+        pass
 
 
 def _refuse_damaged(conn: psycopg.Connection, found: set[str]) -> None:
